@@ -1,0 +1,73 @@
+"""`coursebot` command line: serve, worker, shell, digest (click)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+import click
+
+from bot import logs
+from bot.config import ConfigError, Settings, exit_on_config_error, load_settings
+
+log = logging.getLogger("coursebot")
+
+
+def _settings(**overrides: object) -> Settings:
+    try:
+        settings = load_settings(**overrides)
+        settings.require_platform()
+    except ConfigError as exc:
+        exit_on_config_error(exc)
+        raise  # unreachable: exit_on_config_error exits
+    secrets = [s.get_secret_value() for s in (settings.slack_bot_token, settings.slack_signing_secret,
+                                              settings.nexudus_password, settings.meltingspot_api_key) if s]
+    logs.setup(os.environ.get("LOG_LEVEL", "INFO"), secrets)
+    return settings
+
+
+@click.group()
+def main() -> None:
+    """coursebot: run course enrolment on Nexudus or MeltingSpot from Slack."""
+
+
+@main.command()
+@click.option("--port", type=int, default=None, help="Port to listen on (default: $PORT, else 3000).")
+def serve(port: int | None) -> None:
+    """Serve Slack's requests over HTTP: POST /slack/events, GET /healthz."""
+    import uvicorn
+
+    from bot.app import build_web
+    from bot.runtime import Runtime
+
+    settings = _settings()
+    try:
+        settings.require("slack_bot_token", "slack_signing_secret")
+    except ConfigError as exc:
+        exit_on_config_error(exc)
+    if settings.embedded_store:
+        log.warning("REDIS_URL is not set: using the embedded in-process store. State is neither shared with "
+                    "other processes nor kept across restarts; run a single process, or set REDIS_URL.")
+    runtime = Runtime.create(settings)
+    web = build_web(runtime)
+    log.info("coursebot serving %s on port %s", settings.course_platform.value, port or settings.port)
+    uvicorn.run(web, host="0.0.0.0", port=port or settings.port, log_level="warning", access_log=False,
+                backlog=2048)
+
+
+@main.command()
+@click.option("--as", "as_user", default=None, help="Slack user id to act as (default: the demo manager).")
+def shell(as_user: str | None) -> None:
+    """Try the bot in the terminal: type /course commands as a Slack user; no Slack needed."""
+    import asyncio
+
+    from bot.shell import run_shell
+
+    settings = _settings()
+    logging.getLogger().setLevel(os.environ.get("LOG_LEVEL", "WARNING"))
+    sys.exit(asyncio.run(run_shell(settings, as_user=as_user)))
+
+
+if __name__ == "__main__":
+    main()

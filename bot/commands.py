@@ -1,0 +1,236 @@
+"""The `/course` grammar: each subcommand declared once, and the parser that reads it.
+
+A declaration names the subcommand, its arguments, who may run it and its help text;
+`help` is generated from these, and the handler checks `manager_only` in one place.
+Parsing is pure (no I/O), so a malformed command is answered inside the 3 s ack.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+
+from bot.platforms.base import Capability
+
+
+class RefKind(StrEnum):
+    EMAIL = "email"
+    USER = "user"  # a Slack user id from an @mention
+    CHANNEL = "channel"
+    USERGROUP = "usergroup"
+    ID = "id"  # a platform id (digits, or a UUID)
+    NAME = "name"  # anything else: an unresolved @name or free text
+
+
+@dataclass(frozen=True)
+class Ref:
+    kind: RefKind
+    value: str
+    label: str = ""
+
+    def __str__(self) -> str:
+        if self.kind is RefKind.USER:
+            return f"<@{self.value}>"
+        if self.kind is RefKind.CHANNEL:
+            return f"<#{self.value}>"
+        if self.kind is RefKind.USERGROUP:
+            return f"<!subteam^{self.value}>"
+        return self.label or self.value
+
+    @property
+    def is_member(self) -> bool:
+        return self.kind in (RefKind.EMAIL, RefKind.USER, RefKind.ID)
+
+    @property
+    def is_group(self) -> bool:
+        return self.kind in (RefKind.CHANNEL, RefKind.USERGROUP)
+
+
+class ParseError(Exception):
+    """The text does not fit the grammar; the message says what would."""
+
+    def __init__(self, message: str, spec: CommandSpec | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.spec = spec
+
+
+@dataclass(frozen=True)
+class CommandSpec:
+    name: str
+    usage: str
+    summary: str
+    manager_only: bool = False
+    capability: Capability | None = None
+    flags: frozenset[str] = frozenset()
+    example: str = ""
+
+
+@dataclass(frozen=True)
+class Invocation:
+    spec: CommandSpec
+    course: str | None = None
+    member: Ref | None = None
+    lesson: str | None = None
+    targets: tuple[Ref, ...] = ()
+    flags: frozenset[str] = frozenset()
+    text: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+
+COMMANDS: dict[str, CommandSpec] = {
+    spec.name: spec
+    for spec in (
+        CommandSpec("help", "help", "Show what you can do with /course."),
+        CommandSpec("courses", "courses", "List the courses with their visibility and enrolment counts."),
+        CommandSpec(
+            "status", "status <course> [member]", "Enrolment counts for a course, or one member's progress in it.",
+            example='status "Founders Circle" @ada',
+        ),
+        CommandSpec(
+            "enrol", "enrol <course> <member> [--pending]",
+            "Enrol a member (approved, unless --pending leaves it waiting for approval).",
+            manager_only=True, capability=Capability.ENROL, flags=frozenset({"pending"}),
+            example='enrol "Founders Circle" ada@example.com',
+        ),
+        CommandSpec("approve", "approve <course> <member>", "Approve a member's enrolment.",
+                    manager_only=True, capability=Capability.APPROVAL),
+        CommandSpec("block", "block <course> <member>", "Block a member from a course.",
+                    manager_only=True, capability=Capability.BLOCK),
+        CommandSpec("unblock", "unblock <course> <member>", "Lift a block; the member's approval stays as it was.",
+                    manager_only=True, capability=Capability.BLOCK),
+        CommandSpec(
+            "link", "link @user <email or platform id>",
+            "Record which platform member a Slack user is, when their emails differ.",
+            manager_only=True, example="link @ada ada.l@studio.example",
+        ),
+    )
+}
+
+ALIASES = {"enroll": "enrol", "course": "courses", "list": "courses", "?": "help"}
+
+_QUOTES = str.maketrans({"“": '"', "”": '"', "‘": "'", "’": "'"})
+_TOKEN = re.compile(r'"([^"]*)"|\'([^\']*)\'|(<[^>]*>)|(\S+)')
+_EMAIL = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
+_SLACK_ID = re.compile(r"^[A-Z0-9]{2,}$")
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+
+def tokenize(text: str) -> list[tuple[str, bool]]:
+    """Split on spaces, keeping quoted phrases and Slack's <...> escapes whole.
+
+    Returns (token, was_quoted) pairs. An unclosed quote is a ParseError.
+    """
+    text = text.translate(_QUOTES).strip()
+    if text.count('"') % 2 or (text.count("'") % 2 and re.search(r"(^|\s)'", text)):
+        raise ParseError("A quote is not closed. Put a course title with spaces in double quotes: \"Founders Circle\".")
+    tokens: list[tuple[str, bool]] = []
+    for match in _TOKEN.finditer(text):
+        double, single, angle, bare = match.groups()
+        if double is not None or single is not None:
+            tokens.append(((double if double is not None else single or "").strip(), True))
+        else:
+            tokens.append((angle or bare, False))
+    return tokens
+
+
+def parse_ref(token: str) -> Ref:
+    """Read a member or group reference in any form Slack may send it."""
+    if token.startswith("<") and token.endswith(">"):
+        inner = token[1:-1]
+        body, _, label = inner.partition("|")
+        if body.startswith("@") and _SLACK_ID.match(body[1:]):
+            return Ref(RefKind.USER, body[1:], label)
+        if body.startswith("#") and _SLACK_ID.match(body[1:]):
+            return Ref(RefKind.CHANNEL, body[1:], label)
+        if body.startswith("!subteam^") and _SLACK_ID.match(body.removeprefix("!subteam^")):
+            return Ref(RefKind.USERGROUP, body.removeprefix("!subteam^"), label)
+        if body.startswith("mailto:"):
+            return Ref(RefKind.EMAIL, body.removeprefix("mailto:").strip().lower(), label)
+        return Ref(RefKind.NAME, label or body)
+    cleaned = token.strip().rstrip(",;")
+    if _EMAIL.match(cleaned):
+        return Ref(RefKind.EMAIL, cleaned.lower())
+    if cleaned.isdigit() or _UUID.match(cleaned):
+        return Ref(RefKind.ID, cleaned)
+    return Ref(RefKind.NAME, cleaned)
+
+
+def _split_flags(tokens: list[tuple[str, bool]], spec: CommandSpec) -> tuple[list[tuple[str, bool]], frozenset[str]]:
+    flags: set[str] = set()
+    rest: list[tuple[str, bool]] = []
+    for token, quoted in tokens:
+        if not quoted and token.startswith("--"):
+            flag = token[2:].lower()
+            if flag not in spec.flags:
+                allowed = ", ".join(f"--{f}" for f in sorted(spec.flags)) or "none"
+                raise ParseError(f"`{spec.name}` has no option `{token}` (options: {allowed}).", spec)
+            flags.add(flag)
+        else:
+            rest.append((token, quoted))
+    return rest, frozenset(flags)
+
+
+def _member_ref(token: str, spec: CommandSpec) -> Ref:
+    ref = parse_ref(token)
+    if ref.is_member:
+        return ref
+    if ref.is_group:
+        raise ParseError(f"`{spec.name}` takes one member; to add a whole channel or group use `/course invite`.", spec)
+    raise ParseError(
+        f"I can't tell who `{ref.value}` is. Give an email, an @mention picked from Slack's list, or a platform id.",
+        spec,
+    )
+
+
+def parse(text: str) -> Invocation:
+    """Turn the text after `/course` into an Invocation, or raise ParseError."""
+    tokens = tokenize(text)
+    if not tokens:
+        return Invocation(COMMANDS["help"])
+    word = tokens[0][0].lower()
+    name = ALIASES.get(word, word)
+    spec = COMMANDS.get(name)
+    if spec is None:
+        raise ParseError(f"I don't know `{tokens[0][0][:40]}`. Try `/course help` for what you can do.")
+    args, flags = _split_flags(tokens[1:], spec)
+    values = [token for token, _ in args]
+
+    def need(count: int, optional: int = 0) -> None:
+        if not count <= len(values) <= count + optional:
+            raise ParseError(f"Usage: `/course {spec.usage}`" + (f"  e.g. `/course {spec.example}`"
+                                                                     if spec.example else ""), spec)
+
+    if name in ("help", "courses"):
+        need(0)
+        return Invocation(spec, flags=flags, text=text)
+    if name == "status":
+        need(1, 1)
+        member = _member_ref(values[1], spec) if len(values) > 1 else None
+        return Invocation(spec, course=values[0], member=member, flags=flags, text=text)
+    if name in ("enrol", "approve", "block", "unblock"):
+        need(2)
+        return Invocation(spec, course=values[0], member=_member_ref(values[1], spec), flags=flags, text=text)
+    if name == "link":
+        need(2)
+        user = parse_ref(values[0])
+        if user.kind is not RefKind.USER:
+            raise ParseError("Usage: `/course link @user <email or platform id>`; pick the @user from Slack's list.",
+                             spec)
+        target = parse_ref(values[1])
+        if target.kind not in (RefKind.EMAIL, RefKind.ID):
+            raise ParseError("The second part of `link` is the member's email or platform id on the course platform.",
+                             spec)
+        return Invocation(spec, member=user, targets=(target,), flags=flags, text=text)
+    raise ParseError(f"Usage: `/course {spec.usage}`", spec)
+
+
+def visible_commands(*, is_manager: bool, capabilities: frozenset[Capability]) -> list[CommandSpec]:
+    return [
+        spec for spec in COMMANDS.values()
+        if (is_manager or not spec.manager_only) and (spec.capability is None or spec.capability in capabilities)
+    ]

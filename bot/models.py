@@ -1,0 +1,108 @@
+"""The bot's own view of a course platform: what every adapter returns.
+
+Platform ids are strings everywhere (Nexudus ints are stringified, MeltingSpot ids are UUIDs),
+so services and Redis keys never care which platform they talk to.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Visibility(StrEnum):
+    PUBLIC = "Public"
+    HIDDEN = "Hidden"
+    PRIVATE = "Private"
+    PAID = "Paid"
+    UNKNOWN = "Unknown"
+
+    @property
+    def needs_approval(self) -> bool:
+        return self in (Visibility.PRIVATE, Visibility.PAID)
+
+
+class AccessState(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    BLOCKED = "blocked"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class Course(_Model):
+    id: str
+    title: str
+    visibility: Visibility = Visibility.UNKNOWN
+    active: bool = True
+    summary: str = ""
+    admin_url: str | None = None
+
+
+class Member(_Model):
+    id: str
+    email: str = ""
+    full_name: str = ""
+    company: str = ""
+    teams: tuple[str, ...] = ()
+
+    @property
+    def label(self) -> str:
+        return self.full_name or self.email or f"member {self.id}"
+
+
+class Enrolment(_Model):
+    id: str
+    course_id: str
+    member_id: str
+    course_title: str = ""
+    member_name: str = ""
+    member_company: str = ""
+    member_teams: tuple[str, ...] = ()
+    approved: bool = False
+    blocked: bool = False
+    created_on: datetime | None = None
+    updated_on: datetime | None = None
+    last_access: datetime | None = None
+    last_completed_lesson: str | None = None
+    completion_rate: int | None = None
+    status: str | None = Field(default=None, description="the platform's own status word, if it has one")
+
+    @property
+    def state(self) -> AccessState:
+        if self.blocked:
+            return AccessState.BLOCKED
+        return AccessState.APPROVED if self.approved else AccessState.PENDING
+
+
+class Lesson(_Model):
+    id: str
+    course_id: str
+    title: str
+    display_order: int = 0
+    section_id: str | None = None
+    section_title: str | None = None
+    section_order: int = 0
+    unlock_type: str | None = None
+    completion_type: str | None = None
+    active: bool = True
+
+
+class CompletedLesson(_Model):
+    id: str
+    enrolment_id: str
+    lesson_id: str
+    lesson_title: str = ""
+    member_name: str = ""
+    created_on: datetime | None = None
+
+
+class EnrolmentCounts(_Model):
+    total: int = 0
+    approved: int = 0
+    pending: int = 0
+    blocked: int = 0

@@ -1,0 +1,84 @@
+"""Budgets shared by every bot process: how fast the bot may call a platform.
+
+Built on `limits` (moving windows kept in Redis, so two workers together stay under one
+budget; in memory for the embedded store). `acquire()` waits for a slot instead of
+failing, which is what a background job wants.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+
+from limits import RateLimitItem, RateLimitItemPerDay, RateLimitItemPerSecond
+from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.strategies import MovingWindowRateLimiter
+
+
+def make_storage(redis_url: str | None) -> Storage:
+    if redis_url:
+        return RedisStorage(redis_url, implementation="redispy", key_prefix="coursebot:limits")
+    return MemoryStorage()
+
+
+def smooth_per_minute(per_minute: int) -> RateLimitItem:
+    """`n`/minute as the smallest window that keeps every 60 s under n without long bursts.
+
+    60/min becomes 1 per second and 600/min 10 per second, so writes are spread out
+    rather than sent in one burst that a stricter short-window limit would refuse.
+    """
+    g = math.gcd(per_minute, 60)
+    return RateLimitItemPerSecond(per_minute // g, 60 // g)
+
+
+def smooth_per_seconds(count: int, seconds: int) -> RateLimitItem:
+    g = math.gcd(count, seconds)
+    return RateLimitItemPerSecond(count // g, seconds // g)
+
+
+class BudgetExceeded(Exception):
+    def __init__(self, retry_at: float) -> None:
+        super().__init__(f"budget exhausted until {retry_at}")
+        self.retry_at = retry_at
+
+
+class Budget:
+    """A named budget made of a short window (pace) and optionally a long one (daily)."""
+
+    def __init__(
+        self, storage: Storage, name: str, pace: RateLimitItem, daily: int | None = None
+    ) -> None:
+        self.name = name
+        self.pace = pace
+        self.daily = RateLimitItemPerDay(daily) if daily else None
+        self._limiter = MovingWindowRateLimiter(storage)
+
+    async def acquire(self, *, max_wait: float | None = None) -> None:
+        """Wait until one unit may be spent, then spend it.
+
+        Raises BudgetExceeded when the daily budget is spent (or waiting would exceed max_wait).
+        """
+        started = time.monotonic()
+        while True:
+            if self.daily is not None and not await self._limiter.test(self.daily, self.name):
+                stats = await self._limiter.get_window_stats(self.daily, self.name)
+                raise BudgetExceeded(stats.reset_time)
+            if await self._limiter.hit(self.pace, self.name):
+                if self.daily is not None:
+                    await self._limiter.hit(self.daily, self.name)
+                return
+            stats = await self._limiter.get_window_stats(self.pace, self.name)
+            delay = max(0.005, min(stats.reset_time - time.time(), float(self.pace.get_expiry())))
+            if max_wait is not None and time.monotonic() - started + delay > max_wait:
+                raise BudgetExceeded(time.time() + delay)
+            await asyncio.sleep(delay)
+
+    async def remaining_today(self) -> int | None:
+        if self.daily is None:
+            return None
+        stats = await self._limiter.get_window_stats(self.daily, self.name)
+        return int(stats.remaining)
+
+    def per_second(self) -> float:
+        return self.pace.amount / self.pace.get_expiry()

@@ -1,0 +1,111 @@
+"""One retry policy for every platform call (tenacity).
+
+Retried: timeouts and connection errors, 5xx, and throttling (Nexudus answers 409,
+others 429) after the `Retry-After` the server asks for. Everything else is returned to
+the adapter, which turns it into a sentence. After the last try, PlatformUnavailable.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import httpx
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
+
+from bot.platforms.base import PlatformUnavailable
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 5
+    base_delay: float = 0.5
+    max_delay: float = 20.0
+    throttle_statuses: frozenset[int] = frozenset({429})
+
+
+class OutcomeUnknown(PlatformUnavailable):
+    """A write timed out or failed on the server side: it may or may not have been applied."""
+
+
+class _Retryable(Exception):
+    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
+
+
+class RetryingSender:
+    """Sends a request built by `make_request`, again and again until it is not retryable."""
+
+    def __init__(self, platform: str, policy: RetryPolicy) -> None:
+        self.platform = platform
+        self.policy = policy
+
+    def _wait(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, _Retryable) and exc.retry_after is not None:
+            return float(min(exc.retry_after, self.policy.max_delay)) + random.uniform(0, 0.25)
+        backoff: float = self.policy.base_delay * 2.0 ** (state.attempt_number - 1)
+        return min(backoff, self.policy.max_delay) * random.uniform(0.5, 1.0)
+
+    async def send(
+        self, make_request: Callable[[], Awaitable[httpx.Response]], what: str, *, idempotent: bool = True
+    ) -> httpx.Response:
+        """Send with retries. A non-idempotent request (a create) is retried only when the
+        server said it did nothing (throttling); other failures raise OutcomeUnknown so the
+        caller can look before it tries again."""
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.policy.attempts),
+            wait=self._wait,
+            retry=retry_if_exception_type(_Retryable),
+            reraise=True,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    try:
+                        return await self._once(make_request, what)
+                    except _Retryable as exc:
+                        if not idempotent and exc.reason != "throttled":
+                            raise OutcomeUnknown(
+                                f"{self.platform} did not confirm the change ({exc.reason})."
+                            ) from None
+                        raise
+        except _Retryable as exc:
+            raise PlatformUnavailable(
+                f"{self.platform} did not answer properly ({exc.reason}) after "
+                f"{self.policy.attempts} tries; nothing was changed by this attempt. Try again in a minute."
+            ) from None
+        raise AssertionError("unreachable")
+
+    async def _once(self, make_request: Callable[[], Awaitable[httpx.Response]], what: str) -> httpx.Response:
+        try:
+            response = await make_request()
+        except httpx.TimeoutException:
+            log.warning("%s: %s timed out", self.platform, what)
+            raise _Retryable("timeout") from None
+        except httpx.TransportError as exc:
+            log.warning("%s: %s failed: %s", self.platform, what, type(exc).__name__)
+            raise _Retryable("connection error") from None
+        if response.status_code in self.policy.throttle_statuses:
+            log.info("%s: %s throttled (%s), waiting", self.platform, what, response.status_code)
+            raise _Retryable("throttled", _retry_after(response) or 1.0)
+        if response.status_code >= 500:
+            log.warning("%s: %s answered %s", self.platform, what, response.status_code)
+            raise _Retryable(f"HTTP {response.status_code}", _retry_after(response))
+        return response

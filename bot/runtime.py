@@ -1,0 +1,94 @@
+"""The composition root: builds the store, platform adapter, Slack client and services once."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+    AsyncServerErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot import store
+from bot.config import Platform, Settings
+from bot.directory import Directory, SlackDirectory
+from bot.pacing import Budget, make_storage, smooth_per_minute, smooth_per_seconds
+from bot.permissions import Permissions
+from bot.platforms.base import CoursePlatform
+from bot.services.enrolment import EnrolmentService
+from bot.store import Redis
+
+log = logging.getLogger(__name__)
+
+
+def make_platform(settings: Settings) -> CoursePlatform:
+    limits_storage = make_storage(settings.redis_url)
+    if settings.course_platform is Platform.NEXUDUS:
+        from bot.platforms.nexudus import NexudusPlatform
+
+        settings.require("nexudus_username", "nexudus_password")
+        assert settings.nexudus_username and settings.nexudus_password
+        writes = Budget(limits_storage, "nexudus:writes", smooth_per_minute(settings.nexudus_writes_per_minute),
+                        daily=settings.nexudus_writes_per_day)
+        return NexudusPlatform(settings.nexudus_base_url, settings.nexudus_username,
+                               settings.nexudus_password.get_secret_value(), writes)
+    if settings.course_platform is Platform.MELTINGSPOT:
+        from bot.platforms.meltingspot import MeltingSpotPlatform
+
+        settings.require("meltingspot_api_key")
+        assert settings.meltingspot_api_key
+        budget = Budget(limits_storage, "meltingspot:requests",
+                        smooth_per_seconds(settings.meltingspot_requests_per_10s, 10))
+        return MeltingSpotPlatform(settings.meltingspot_base_url, settings.meltingspot_api_key.get_secret_value(),
+                                   budget)
+    from bot.platforms.sandbox import SandboxPlatform
+
+    return SandboxPlatform()
+
+
+def make_slack_client(settings: Settings) -> AsyncWebClient:
+    token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
+    return AsyncWebClient(
+        token=token,
+        base_url=settings.slack_api_url,
+        retry_handlers=[
+            AsyncConnectionErrorRetryHandler(max_retry_count=2),
+            AsyncRateLimitErrorRetryHandler(max_retry_count=3),
+            AsyncServerErrorRetryHandler(max_retry_count=2),
+        ],
+    )
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    redis: Redis
+    platform: CoursePlatform
+    slack: AsyncWebClient
+    directory: Directory
+    permissions: Permissions
+    enrolments: EnrolmentService
+
+    @classmethod
+    def create(cls, settings: Settings, *, platform: CoursePlatform | None = None) -> Runtime:
+        redis = store.connect(settings)
+        platform = platform or make_platform(settings)
+        slack = make_slack_client(settings)
+        directory = SlackDirectory(slack, redis)
+        permissions = Permissions(settings.coursebot_managers, directory)
+        return cls(
+            settings=settings,
+            redis=redis,
+            platform=platform,
+            slack=slack,
+            directory=directory,
+            permissions=permissions,
+            enrolments=EnrolmentService(platform, redis, directory, permissions),
+        )
+
+    async def aclose(self) -> None:
+        await self.platform.aclose()
+        await self.redis.aclose()

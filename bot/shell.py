@@ -1,0 +1,340 @@
+"""`coursebot shell`: the bot in a terminal, with no Slack workspace and no platform account.
+
+It serves the in-process Slack stand-in (`bot.slackstub`) on a loopback port, points the
+bot's Slack client at it, and sends the real Bolt app signed requests, exactly as Slack
+would. What the bot says (ephemeral replies, channel messages, modals) is printed as it
+arrives, with every button numbered so you can press it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import secrets
+import shlex
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from pydantic import SecretStr
+
+from bot import slack_requests
+from bot.app import build_web
+from bot.config import Settings
+from bot.localserver import ServerThread
+from bot.platforms.sandbox import demo_members
+from bot.runtime import Runtime
+from bot.slackstub import SlackWorkspace, create_app
+
+MANAGER = "U0MANAGER"
+GUEST = "U0GUEST"
+GENERAL = "C0GENERAL"
+APPROVALS = "C0APPROVALS"
+NEWCOMERS = "C0NEWMEMBERS"
+MANAGERS_GROUP = "S0MANAGERS"
+
+EMOJI = {
+    "white_check_mark": "✅", "hourglass_flowing_sand": "⏳", "no_entry": "⛔", "warning": "⚠️", "x": "❌",
+    "lock": "🔒", "globe_with_meridians": "🌐", "moneybag": "💰", "see_no_evil": "🙈", "grey_question": "❔",
+    "link": "🔗", "tada": "🎉", "white_circle": "⚪", "information_source": "ℹ️", "no_entry_sign": "🚫",
+    "bell": "🔔", "inbox_tray": "📥", "chart_with_upwards_trend": "📈", "raised_hands": "🙌", "zzz": "💤",
+    "arrows_counterclockwise": "🔄", "clipboard": "📋", "mortar_board": "🎓", "email": "📧",
+}
+
+HELP = """Type /course commands as the Slack user shown in the prompt. Shell commands:
+  <n> or press <n>     press button number n
+  as <user id>         act as another Slack user (see: users)
+  users                the Slack users of this demo workspace
+  channel <id>         post commands from another channel (see: channels)
+  channels             the demo channels
+  quit                 leave (or Ctrl-D)"""
+
+
+@dataclass
+class Button:
+    action: dict[str, Any]
+    channel: str | None
+    message: dict[str, Any] | None
+    ephemeral: bool
+    view: dict[str, Any] | None = None
+
+
+def demo_workspace(token: str) -> SlackWorkspace:
+    """A Slack workspace whose people are the sandbox's members (same emails)."""
+    ws = SlackWorkspace(token)
+    ws.add_user(MANAGER, "you", "manager@example.com", real_name="You (course manager)")
+    ws.add_user(GUEST, "sam", "sam.guest@example.com", real_name="Sam (not a manager)")
+    people = []
+    for index, member in enumerate(demo_members()[:12]):
+        user_id = f"U{member.id}"
+        # One person uses a different email in Slack: the case `/course link` exists for.
+        email = "ada@personal.example" if index == 0 else member.email
+        ws.add_user(user_id, member.full_name.split()[0].lower(), email, real_name=member.full_name)
+        people.append(user_id)
+    ws.add_channel(GENERAL, "general", [MANAGER, GUEST, *people])
+    ws.add_channel(APPROVALS, "course-approvals", [MANAGER])
+    ws.add_channel(NEWCOMERS, "new-members", people[6:12])
+    ws.add_usergroup(MANAGERS_GROUP, "course-managers", [MANAGER])
+    return ws
+
+
+class TerminalView:
+    """Turns Block Kit into readable terminal text and numbers the buttons."""
+
+    def __init__(self, ws: SlackWorkspace, color: bool) -> None:
+        self.ws = ws
+        self.color = color
+        self.buttons: dict[int, Button] = {}
+        self._next = 1
+        self.names: dict[str, str] = {}
+
+    def _bold(self, text: str) -> str:
+        return f"\033[1m{text}\033[0m" if self.color else text
+
+    def _dim(self, text: str) -> str:
+        return f"\033[2m{text}\033[0m" if self.color else text
+
+    def mrkdwn(self, text: str) -> str:
+        def special(match: re.Match[str]) -> str:
+            body, _, label = match.group(1).partition("|")
+            if body.startswith("@"):
+                return "@" + self.names.get(body[1:], label or body[1:])
+            if body.startswith("#"):
+                return "#" + (label or body[1:])
+            if body.startswith("!date^"):
+                return label
+            if body.startswith("!subteam^"):
+                return label or "@group"
+            if body.startswith("!"):
+                return "@" + body[1:]
+            return f"{label} ({body})" if label else body
+
+        text = re.sub(r"<([^<>]+)>", special, text)
+        text = re.sub(r":([a-z0-9_+-]+):", lambda m: EMOJI.get(m.group(1), m.group(0)), text)
+        text = re.sub(r"\*([^*\n]+)\*", lambda m: self._bold(m.group(1)), text)
+        return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+    def _text(self, obj: dict[str, Any] | None) -> str:
+        if not obj:
+            return ""
+        text = str(obj.get("text", ""))
+        return self.mrkdwn(text) if obj.get("type") == "mrkdwn" else text
+
+    def _button(self, element: dict[str, Any], where: Button) -> str:
+        number = self._next
+        self._next += 1
+        self.buttons[number] = Button({k: element.get(k) for k in ("action_id", "value", "block_id")},
+                                      where.channel, where.message, where.ephemeral, where.view)
+        return f"[{number}] {self._text(element.get('text'))}"
+
+    def blocks(self, blocks: list[dict[str, Any]], where: Button) -> list[str]:
+        lines: list[str] = []
+        for block in blocks:
+            kind = block.get("type")
+            if kind == "header":
+                lines.append(self._bold(self._text(block.get("text")).upper()))
+            elif kind == "section":
+                if block.get("text"):
+                    lines.extend(self._text(block["text"]).splitlines())
+                for f in block.get("fields") or []:
+                    label, _, value = self._text(f).partition("\n")
+                    lines.append(f"  {label}: {value}")
+                accessory = block.get("accessory")
+                if accessory and accessory.get("type") == "button":
+                    lines.append("  " + self._button({**accessory, "block_id": block.get("block_id")}, where))
+            elif kind == "context":
+                lines.append(self._dim("  " + " ".join(self._text(e) for e in block.get("elements", []))))
+            elif kind == "actions":
+                buttons = [self._button({**e, "block_id": block.get("block_id")}, where)
+                           for e in block.get("elements", []) if e.get("type") == "button"]
+                lines.append("  " + "   ".join(buttons))
+            elif kind == "divider":
+                lines.append(self._dim("  " + "─" * 40))
+            elif kind == "input":
+                lines.append(f"  ▸ {self._text(block.get('label'))}")
+            elif kind == "image":
+                lines.append(f"  [image: {block.get('alt_text', '')}]")
+        return lines
+
+    def event(self, kind: str, payload: dict[str, Any]) -> list[str]:
+        blocks = payload.get("blocks") or []
+        if isinstance(blocks, str):
+            blocks = json.loads(blocks)
+        if kind == "response":
+            where = Button({}, payload.get("channel") or GENERAL, None, ephemeral=True)
+            title = "only you can see this" if payload.get("response_type") != "in_channel" else "in the channel"
+        elif kind in ("message", "update"):
+            channel = str(payload.get("channel", ""))
+            where = Button({}, channel, payload, ephemeral=False)
+            name = self.channel_name(channel)
+            thread = " (in thread)" if payload.get("thread_ts") else ""
+            title = f"{'updated in' if kind == 'update' else 'posted to'} {name}{thread}"
+        elif kind == "ephemeral":
+            where = Button({}, payload.get("channel"), None, ephemeral=True)
+            title = "only you can see this"
+        elif kind == "view":
+            view = payload.get("view") or payload
+            where = Button({}, None, None, ephemeral=False, view=view)
+            blocks = view.get("blocks") or []
+            title = f"modal: {self._text(view.get('title'))}"
+        elif kind == "home":
+            view = payload.get("view") or payload
+            where = Button({}, None, None, ephemeral=False, view=view)
+            blocks = view.get("blocks") or []
+            title = "App Home"
+        elif kind == "file":
+            return [self._dim(f"── file shared: {payload.get('title') or payload.get('filename')}")]
+        else:
+            return []
+        body = self.blocks(blocks, where) if blocks else [self.mrkdwn(str(payload.get("text", "")))]
+        return [self._dim(f"── {title}"), *body]
+
+    def channel_name(self, channel: str) -> str:
+        names = {GENERAL: "#general", APPROVALS: "#course-approvals", NEWCOMERS: "#new-members"}
+        return names.get(channel, "a direct message" if channel.startswith("D") else channel)
+
+
+class Shell:
+    def __init__(self, settings: Settings, *, as_user: str | None) -> None:
+        self.token = "xoxb-shell-" + secrets.token_hex(8)
+        self.secret = secrets.token_hex(16)
+        self.ws = demo_workspace(self.token)
+        self.server = ServerThread(create_app(self.ws))
+        self.user = as_user or MANAGER
+        self.channel = GENERAL
+        self.view = TerminalView(self.ws, color=sys.stdout.isatty())
+        self.events: list[tuple[str, dict[str, Any]]] = []
+        self.ws.subscribe(lambda kind, payload: self.events.append((kind, payload)))
+        self.base_settings = settings
+
+    async def __aenter__(self) -> Shell:
+        url = self.server.start()
+        self.ws.base_url = url
+        overrides: dict[str, Any] = {
+            "slack_api_url": url + "/api/", "slack_bot_token": SecretStr(self.token),
+            "slack_signing_secret": SecretStr(self.secret),
+        }
+        if not self.base_settings.coursebot_managers:
+            overrides["coursebot_managers"] = [MANAGERS_GROUP]
+        if not self.base_settings.coursebot_approvals_channel:
+            overrides["coursebot_approvals_channel"] = APPROVALS
+        if not self.base_settings.coursebot_digest_channel:
+            overrides["coursebot_digest_channel"] = GENERAL
+        settings = self.base_settings.model_copy(update=overrides)
+        self.runtime = Runtime.create(settings)
+        self.view.names = {u["id"]: u["name"] for u in self._users()}
+        self.http = httpx.AsyncClient(transport=httpx.ASGITransport(app=build_web(self.runtime)),
+                                      base_url="http://coursebot.local")
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.http.aclose()
+        await self.runtime.aclose()
+        self.server.stop()
+
+    async def _post(self, body: str) -> httpx.Response:
+        response = await self.http.post("/slack/events", content=body,
+                                        headers=slack_requests.signed_headers(self.secret, body))
+        await self._settle()
+        return response
+
+    async def _settle(self) -> None:
+        """Wait for the work Bolt started after its ack, so the output is complete."""
+        for _ in range(100):
+            others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task() and not t.done()]
+            if not others:
+                return
+            await asyncio.wait(others, timeout=0.2)
+
+    async def command(self, text: str) -> list[str]:
+        url = self.ws.new_response_url(channel=self.channel, user=self.user)
+        body = slack_requests.slash_command(text, user_id=self.user, channel_id=self.channel, response_url=url,
+                                            trigger_id=self.ws.new_trigger_id())
+        response = await self._post(body)
+        return self._output(response)
+
+    async def press(self, number: int) -> list[str]:
+        button = self.view.buttons.get(number)
+        if button is None:
+            return [f"There is no button {number}."]
+        url = self.ws.new_response_url(channel=button.channel, message_ts=(button.message or {}).get("ts"),
+                                       user=self.user)
+        payload = slack_requests.block_action(
+            user_id=self.user, action=button.action, channel_id=button.channel, message=button.message,
+            response_url=url, trigger_id=self.ws.new_trigger_id(), is_ephemeral=button.ephemeral,
+            view=button.view,
+        )
+        response = await self._post(slack_requests.interaction(payload))
+        return self._output(response)
+
+    def _output(self, response: httpx.Response) -> list[str]:
+        lines: list[str] = []
+        if response.status_code != 200:
+            lines.append(f"(the bot answered HTTP {response.status_code})")
+        elif response.content and response.headers.get("content-type", "").startswith("application/json"):
+            lines += self.view.event("response", response.json())
+        elif response.text.strip():
+            lines.append(response.text)
+        events, self.events = self.events, []
+        for kind, payload in events:
+            lines += self.view.event(kind, payload)
+        return lines
+
+    async def handle(self, line: str) -> list[str] | None:
+        line = line.strip()
+        if not line or line.startswith("#"):
+            return []
+        if line in ("quit", "exit"):
+            return None
+        if line.startswith("/course"):
+            return await self.command(line.removeprefix("/course").strip())
+        words = shlex.split(line) if line.count('"') % 2 == 0 else line.split()
+        if words[0] == "press" and len(words) == 2 and words[1].isdigit():
+            return await self.press(int(words[1]))
+        if words[0].isdigit() and len(words) == 1:
+            return await self.press(int(words[0]))
+        if words[0] == "as" and len(words) == 2:
+            self.user = words[1]
+            return [f"Now acting as {self.user}."]
+        if words[0] == "channel" and len(words) == 2:
+            self.channel = words[1]
+            return [f"Now in {self.view.channel_name(self.channel)}."]
+        if words[0] == "users":
+            return [f"  {u['id']:<12} {u.get('real_name') or u['name']:<28} {u.get('profile', {}).get('email', '')}"
+                    for u in self._users()]
+        if words[0] == "channels":
+            return [f"  {GENERAL}  #general", f"  {APPROVALS}  #course-approvals (approval cards)",
+                    f"  {NEWCOMERS}  #new-members", f"  {MANAGERS_GROUP}  @course-managers (user group)"]
+        if words[0] in ("help", "?"):
+            return HELP.splitlines()
+        return ["Type a /course command, a button number, or `help`."]
+
+    def _users(self) -> list[dict[str, Any]]:
+        result = self.ws.dispatch("users.list", {}, self.token)
+        return [u for u in result.body.get("members", []) if not u.get("is_bot")]
+
+
+async def run_shell(settings: Settings, *, as_user: str | None) -> int:
+    interactive = sys.stdin.isatty()
+    async with Shell(settings, as_user=as_user) as shell:
+        if interactive:
+            print(f"coursebot shell: {shell.runtime.platform.display_name}, "
+                  f"{'embedded store' if settings.embedded_store else 'Redis'}. "
+                  "Try `/course help`, or `help` for the shell's own commands.")
+        loop = asyncio.get_running_loop()
+        while True:
+            prompt = f"{shell.user} {shell.view.channel_name(shell.channel)}> " if interactive else ""
+            try:
+                line = await loop.run_in_executor(None, input, prompt)
+            except EOFError:
+                break
+            if not interactive and line.strip():
+                print(f"> {line.strip()}")
+            output = await shell.handle(line)
+            if output is None:
+                break
+            for text in output:
+                print(text)
+    return 0

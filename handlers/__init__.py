@@ -1,0 +1,15 @@
+"""Slack listeners only: parse, check permission, ack, call a service, render.
+
+`register(app, runtime)` wires every listener; each module below holds one Slack surface.
+"""
+
+from __future__ import annotations
+
+from slack_bolt.async_app import AsyncApp
+
+from bot.runtime import Runtime
+from handlers import commands
+
+
+def register(app: AsyncApp, runtime: Runtime) -> None:
+    commands.register(app, runtime)

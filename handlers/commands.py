@@ -1,0 +1,110 @@
+"""`/course`: parse in the ack (a malformed command is answered at once), then run after it."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+
+from bot import render
+from bot.commands import Invocation, ParseError, parse, visible_commands
+from bot.directory import DirectoryError
+from bot.platforms.base import Capability, PlatformError
+from bot.runtime import Runtime
+from bot.services.enrolment import Action, MemberStatus
+from bot.services.errors import NotAllowed, UserFacingError
+from bot.store import audit
+
+log = logging.getLogger(__name__)
+
+Runner = Callable[[Runtime, Invocation, str], Awaitable[render.Message]]
+
+
+async def _help(rt: Runtime, inv: Invocation, user: str) -> render.Message:
+    is_manager = await rt.permissions.is_manager(user)
+    notes = []
+    if not rt.permissions.configured:
+        notes.append(rt.permissions.refusal())
+    if not rt.platform.supports(Capability.APPROVAL):
+        notes.append(f"{rt.platform.display_name} has no approval step, so approve and block are not available.")
+    specs = visible_commands(is_manager=is_manager, capabilities=rt.platform.capabilities)
+    return render.help_message(specs, platform=rt.platform.display_name, is_manager=is_manager, notes=notes)
+
+
+async def _courses(rt: Runtime, inv: Invocation, user: str) -> render.Message:
+    return render.courses_message(await rt.enrolments.courses(), platform=rt.platform.display_name)
+
+
+async def _status(rt: Runtime, inv: Invocation, user: str) -> render.Message:
+    assert inv.course is not None
+    status = await rt.enrolments.status(inv.course, inv.member)
+    if isinstance(status, MemberStatus):
+        return render.member_status_message(status)
+    return render.course_status_message(status)
+
+
+def _change(action: Action) -> Runner:
+    async def run(rt: Runtime, inv: Invocation, user: str) -> render.Message:
+        assert inv.course is not None and inv.member is not None
+        result = await rt.enrolments.change(user, action, inv.course, inv.member, pending="pending" in inv.flags)
+        return render.change_message(result, actor=user)
+
+    return run
+
+
+async def _link(rt: Runtime, inv: Invocation, user: str) -> render.Message:
+    assert inv.member is not None
+    return render.link_message(await rt.enrolments.link(user, inv.member, inv.targets[0]))
+
+
+RUNNERS: dict[str, Runner] = {
+    "help": _help,
+    "courses": _courses,
+    "status": _status,
+    "enrol": _change(Action.ENROL),
+    "approve": _change(Action.APPROVE),
+    "block": _change(Action.BLOCK),
+    "unblock": _change(Action.UNBLOCK),
+    "link": _link,
+}
+
+
+async def run_command(rt: Runtime, inv: Invocation, user: str) -> render.Message:
+    """Check permission centrally, run, and turn every failure into a message."""
+    try:
+        if inv.spec.manager_only and not await rt.permissions.is_manager(user):
+            await audit(rt.redis, actor=user, action=inv.name, target=inv.text[:200], outcome="refused",
+                        detail="not a manager")
+            return render.refusal_message(rt.permissions.refusal())
+        if inv.spec.capability and not rt.platform.supports(inv.spec.capability):
+            return render.simple(f":information_source: {render.esc(rt.platform.unsupported(inv.name).message)}")
+        return await RUNNERS[inv.name](rt, inv, user)
+    except NotAllowed as exc:
+        return render.refusal_message(exc.text(render.esc))
+    except UserFacingError as exc:
+        return render.user_error_message(exc)
+    except DirectoryError as exc:
+        return render.simple(f":warning: {render.esc(exc.message)}")
+    except PlatformError as exc:
+        log.warning("platform error on %s: %s", inv.name, exc.message)
+        await audit(rt.redis, actor=user, action=inv.name, target=inv.text[:200], outcome="platform error",
+                    detail=exc.message)
+        return render.platform_error_message(exc)
+    except Exception:
+        log.exception("command %s failed", inv.name)
+        return render.internal_error_message()
+
+
+def register(app: AsyncApp, rt: Runtime) -> None:
+    @app.command("/course")
+    async def course(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond) -> None:
+        try:
+            inv = parse(command.get("text") or "")
+        except ParseError as exc:
+            await ack(**render.parse_error_message(exc).as_kwargs(), response_type="ephemeral")
+            return
+        await ack()
+        message = await run_command(rt, inv, command["user_id"])
+        await respond(**message.as_kwargs(), response_type="ephemeral")
