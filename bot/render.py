@@ -155,7 +155,8 @@ def courses_message(rows: list[CourseRow], *, platform: str) -> Message:
     return Message(
         text=f"{len(rows)} courses on {platform}",
         blocks=[header(f"Courses on {platform}"), *sections_of_lines(lines),
-                context(esc("`/course status <course>` for one course, `/course status <course> <member>` for a member."))],
+                context(esc("`/course status <course>` for one course, "
+                            "`/course status <course> <member>` for a member."))],
     )
 
 
@@ -193,7 +194,8 @@ def member_status_message(status: MemberStatus) -> Message:
     enrolment = status.enrolment
     if enrolment is None:
         text = f"{who} is not enrolled in {course}."
-        return Message(text=text, blocks=[section(text), context(esc("Enrol them with `/course enrol <course> <member>`."))])
+        hint = context(esc("Enrol them with `/course enrol <course> <member>`."))
+        return Message(text=text, blocks=[section(text), hint])
     pairs = [("Access", STATE_TEXT[enrolment.state]), ("Enrolled", when(enrolment.created_on))]
     if status.lessons:
         done = {c.lesson_id for c in status.completed}

@@ -24,6 +24,7 @@ from bot import slack_requests
 from bot.app import build_web
 from bot.config import Settings
 from bot.localserver import ServerThread
+from bot.platforms.base import CoursePlatform
 from bot.platforms.sandbox import demo_members
 from bot.runtime import Runtime
 from bot.slackstub import SlackWorkspace, create_app
@@ -197,21 +198,36 @@ class TerminalView:
 
 
 class Shell:
-    def __init__(self, settings: Settings, *, as_user: str | None) -> None:
-        self.token = "xoxb-shell-" + secrets.token_hex(8)
+    """The bot behind a stand-in Slack; also what the tests drive, with their own workspace."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        as_user: str | None,
+        workspace: SlackWorkspace | None = None,
+        platform: CoursePlatform | None = None,
+    ) -> None:
+        self.token = workspace.token if workspace else "xoxb-shell-" + secrets.token_hex(8)
         self.secret = secrets.token_hex(16)
-        self.ws = demo_workspace(self.token)
-        self.server = ServerThread(create_app(self.ws))
+        self.ws = workspace or demo_workspace(self.token)
+        self.platform = platform
+        self.server: ServerThread | None = ServerThread(create_app(self.ws))
         self.user = as_user or MANAGER
         self.channel = GENERAL
         self.view = TerminalView(self.ws, color=sys.stdout.isatty())
         self.events: list[tuple[str, dict[str, Any]]] = []
+        self.last_events: list[tuple[str, dict[str, Any]]] = []
+        self.last_response: httpx.Response | None = None
         self.ws.subscribe(lambda kind, payload: self.events.append((kind, payload)))
         self.base_settings = settings
 
     async def __aenter__(self) -> Shell:
-        url = self.server.start()
-        self.ws.base_url = url
+        if self.ws.base_url or self.server is None:  # already served (by a test)
+            url, self.server = self.ws.base_url, None
+        else:
+            url = self.server.start()
+            self.ws.base_url = url
         overrides: dict[str, Any] = {
             "slack_api_url": url + "/api/", "slack_bot_token": SecretStr(self.token),
             "slack_signing_secret": SecretStr(self.secret),
@@ -223,7 +239,7 @@ class Shell:
         if not self.base_settings.coursebot_digest_channel:
             overrides["coursebot_digest_channel"] = GENERAL
         settings = self.base_settings.model_copy(update=overrides)
-        self.runtime = Runtime.create(settings)
+        self.runtime = Runtime.create(settings, platform=self.platform)
         self.view.names = {u["id"]: u["name"] for u in self._users()}
         self.http = httpx.AsyncClient(transport=httpx.ASGITransport(app=build_web(self.runtime)),
                                       base_url="http://coursebot.local")
@@ -232,7 +248,8 @@ class Shell:
     async def __aexit__(self, *exc: object) -> None:
         await self.http.aclose()
         await self.runtime.aclose()
-        self.server.stop()
+        if self.server is not None:
+            self.server.stop()
 
     async def _post(self, body: str) -> httpx.Response:
         response = await self.http.post("/slack/events", content=body,
@@ -270,6 +287,7 @@ class Shell:
         return self._output(response)
 
     def _output(self, response: httpx.Response) -> list[str]:
+        self.last_response = response
         lines: list[str] = []
         if response.status_code != 200:
             lines.append(f"(the bot answered HTTP {response.status_code})")
@@ -278,6 +296,7 @@ class Shell:
         elif response.text.strip():
             lines.append(response.text)
         events, self.events = self.events, []
+        self.last_events = events
         for kind, payload in events:
             lines += self.view.event(kind, payload)
         return lines

@@ -21,7 +21,6 @@ from bot.services.errors import NotAllowed, UserFacingError
 from bot.services.resolve import Resolver
 from bot.store import Redis, audit
 
-
 ALREADY = {
     AccessState.APPROVED: "already enrolled and approved",
     AccessState.PENDING: "already enrolled, waiting for approval,",

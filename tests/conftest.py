@@ -1,0 +1,128 @@
+"""Shared fixtures: a real Redis server, a local Nexudus, a local Slack, and the bot between them.
+
+Tests reach the bot only the way Slack does: signed HTTP requests to POST /slack/events
+(through `bot.shell.Shell`, which also renders replies as the shell shows them).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import redis
+import redis.asyncio as aioredis
+from pydantic import SecretStr
+
+from bot.config import Platform, Settings
+from bot.localserver import ServerThread
+from bot.shell import Shell
+from bot.slackstub import SlackWorkspace, create_app
+from tests.fakes.nexudus import NexudusFake
+
+REDIS_URL = os.environ.get("COURSEBOT_TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
+
+MANAGER = "U0MANAGER"
+OUTSIDER = "U0OUTSIDER"
+GENERAL = "C0GENERAL"
+APPROVALS = "C0APPROVALS"
+SLACK_TOKEN = "xoxb-test"
+
+
+@pytest.fixture(autouse=True)
+def clean_redis() -> Iterator[None]:
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        client.ping()
+    except redis.ConnectionError:
+        pytest.exit(f"tests need a Redis server at {REDIS_URL} (set COURSEBOT_TEST_REDIS_URL)", returncode=3)
+    client.flushdb()
+    yield
+    client.flushdb()
+    client.close()
+
+
+@pytest.fixture
+async def redis_client() -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.Redis.from_url(REDIS_URL, decode_responses=True)
+    yield client
+    await client.aclose()
+
+
+@dataclass
+class Tenant:
+    """A small Nexudus tenant: what the tests seed, by name."""
+
+    fake: NexudusFake
+    url: str
+    courses: dict[str, dict[str, Any]]
+    people: dict[str, dict[str, Any]]
+
+
+@pytest.fixture
+def nexudus() -> Iterator[Tenant]:
+    fake = NexudusFake()
+    business = fake.add_business("Main Street Hub")
+    host = fake.add_coworker("Hanna Host", "host@example.com")
+    courses = {
+        "onboarding": fake.add_course("Community Onboarding", visibility=1, business_id=business["Id"],
+                                      host_id=host["Id"]),
+        "founders": fake.add_course("Founders Circle", visibility=3, business_id=business["Id"], host_id=host["Id"]),
+        "figma": fake.add_course("Advanced Figma Workshop", visibility=4, business_id=business["Id"],
+                                 host_id=host["Id"]),
+        "figma2": fake.add_course("Figma Basics", visibility=1, business_id=business["Id"], host_id=host["Id"]),
+    }
+    people = {
+        "ada": fake.add_coworker("Ada Lovelace", "ada@example.com", company_name="Analytical Engines"),
+        "joann": fake.add_coworker("Jo Ann", "joann@example.com"),
+        "ann": fake.add_coworker("Ann Other", "ann@example.com"),
+        "eve": fake.add_coworker("Eve <!channel> <https://evil.example|Reset password>", "eve@example.com",
+                                 company_name="<!here> & Co"),
+        "grace": fake.add_coworker("Grace Hopper", "grace@work.example"),
+    }
+    for title in ("Welcome", "House rules", "Booking rooms"):
+        fake.add_lesson(courses["onboarding"]["Id"], title, display_order=len(title))
+    fake.add_enrolment(courses["founders"]["Id"], people["ann"]["Id"], approved=False)
+    with ServerThread(fake.app) as url:
+        yield Tenant(fake, url, courses, people)
+
+
+@pytest.fixture
+def slack() -> Iterator[SlackWorkspace]:
+    ws = SlackWorkspace(SLACK_TOKEN)
+    ws.add_user(MANAGER, "manager", "manager@example.com", real_name="Mia Manager")
+    ws.add_user(OUTSIDER, "outsider", "outsider@example.com", real_name="Olly Outsider")
+    ws.add_user("U0ADA", "ada", "ada@example.com", real_name="Ada Lovelace")
+    ws.add_user("U0GRACE", "grace", "grace@home.example", real_name="Grace Hopper")
+    ws.add_user("U0NOBODY", "nobody", "nobody@example.com", real_name="No Body")
+    ws.add_channel(GENERAL, "general", [MANAGER, OUTSIDER, "U0ADA", "U0GRACE"])
+    ws.add_channel(APPROVALS, "approvals", [MANAGER])
+    with ServerThread(create_app(ws)) as url:
+        ws.base_url = url
+        yield ws
+
+
+def nexudus_settings(tenant: Tenant, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "redis_url": REDIS_URL,
+        "course_platform": Platform.NEXUDUS,
+        "nexudus_base_url": tenant.url,
+        "nexudus_username": tenant.fake.username,
+        "nexudus_password": SecretStr(tenant.fake.password),
+        "nexudus_writes_per_minute": 600,
+        "coursebot_managers": [MANAGER],
+        "coursebot_approvals_channel": APPROVALS,
+        "slack_bot_token": SecretStr(SLACK_TOKEN),
+        "slack_signing_secret": SecretStr("unused"),
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@pytest.fixture
+async def bot(nexudus: Tenant, slack: SlackWorkspace) -> AsyncIterator[Shell]:
+    async with Shell(nexudus_settings(nexudus), as_user=MANAGER, workspace=slack) as shell:
+        shell.channel = GENERAL
+        yield shell

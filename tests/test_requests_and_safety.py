@@ -1,0 +1,85 @@
+"""Slack's request signature, fuzzed command text, and secrets kept out of logs."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import httpx
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from bot import slack_requests
+from bot.logs import RedactSecrets
+from bot.shell import Shell
+from tests.conftest import GENERAL, MANAGER, Tenant
+
+
+def writes(tenant: Tenant) -> list[tuple[str, str, dict]]:
+    return [r for r in tenant.fake.requests if r[0] in ("POST", "PUT", "DELETE") and r[1] != "/api/token"]
+
+
+async def _post(bot: Shell, body: str, headers: dict[str, str]) -> httpx.Response:
+    return await bot.http.post("/slack/events", content=body, headers=headers)
+
+
+def _enrol_body(bot: Shell) -> str:
+    return slack_requests.slash_command("enrol founders ada@example.com", user_id=MANAGER, channel_id=GENERAL,
+                                        response_url=bot.ws.new_response_url(channel=GENERAL))
+
+
+async def test_forged_unsigned_and_stale_requests_get_401_and_change_nothing(bot: Shell, nexudus: Tenant) -> None:
+    body = _enrol_body(bot)
+    forged = slack_requests.signed_headers("not-the-secret", body)
+    unsigned = {"content-type": "application/x-www-form-urlencoded"}
+    stale = slack_requests.signed_headers(bot.secret, body, timestamp=int(time.time()) - 600)
+    tampered = slack_requests.signed_headers(bot.secret, body)
+    for headers, content in ((forged, body), (unsigned, body), (stale, body), (tampered, body + "x")):
+        response = await _post(bot, content, headers)
+        assert response.status_code == 401
+    await bot._settle()
+    assert writes(nexudus) == []
+    assert bot.ws.responses == []
+
+
+async def test_a_correctly_signed_request_is_accepted(bot: Shell, nexudus: Tenant) -> None:
+    body = _enrol_body(bot)
+    response = await _post(bot, body, slack_requests.signed_headers(bot.secret, body))
+    await bot._settle()
+    assert response.status_code == 200
+    assert len(writes(nexudus)) == 1
+
+
+WORDS = st.sampled_from(["enrol", "approve", "block", "unblock", "status", "courses", "help", "link", "--pending",
+                         "founders", '"Founders Circle"', "ada@example.com", "<@U0ADA|ada>", "<#C0GENERAL|general>",
+                         "<!subteam^S1|@g>", "<!channel>", "<mailto:ada@example.com|ada@example.com>", "'", '"',
+                         "“", "<", ">", "&", "42", "--", "\n", "\t", "é", "💥", "<@>", "<#>", "|"])
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=st.one_of(st.text(max_size=120), st.lists(WORDS, max_size=6).map(" ".join)))
+async def test_any_command_text_gets_a_reply_and_never_an_error(bot: Shell, text: str) -> None:
+    bot.user = "U0OUTSIDER"  # whatever the text, nothing may change
+    lines = await bot.command(text)
+    assert bot.last_response is not None and bot.last_response.status_code == 200
+    assert lines, f"no reply to {text!r}"
+    assert "went wrong on my side" not in "\n".join(lines)
+
+
+def test_secrets_never_reach_the_log(caplog) -> None:  # type: ignore[no-untyped-def]
+    logger = logging.getLogger("coursebot.test")
+    redact = RedactSecrets(["s3cret-signing", "hunter2-password"])
+    handler = logging.StreamHandler()
+    handler.addFilter(redact)
+    logger.addHandler(handler)
+    caplog.set_level(logging.INFO)
+    try:
+        caplog.handler.addFilter(redact)
+        logger.info("token xoxb-1234-abcd used with Authorization: Bearer abc.def and %s", "hunter2-password")
+        logger.info("POST /api/token password=p%40ss&username=a signing s3cret-signing")
+    finally:
+        logger.removeHandler(handler)
+    text = caplog.text
+    for secret in ("xoxb-1234", "abc.def", "hunter2", "p%40ss", "s3cret-signing"):
+        assert secret not in text
+    assert text.count("[redacted]") >= 4
