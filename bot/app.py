@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
 from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
@@ -14,6 +17,7 @@ from starlette.routing import Route
 
 import handlers
 from bot.runtime import Runtime
+from bot.worker import start_periodic
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +40,7 @@ def build_bolt(rt: Runtime) -> AsyncApp:
     return app
 
 
-def build_web(rt: Runtime, bolt: AsyncApp | None = None) -> Starlette:
+def build_web(rt: Runtime, bolt: AsyncApp | None = None, *, run_periodic_tasks: bool = True) -> Starlette:
     handler = AsyncSlackRequestHandler(bolt or build_bolt(rt))
 
     async def events(request: Request) -> Response:
@@ -50,4 +54,17 @@ def build_web(rt: Runtime, bolt: AsyncApp | None = None) -> Starlette:
         store = "embedded" if rt.settings.embedded_store else "redis"
         return JSONResponse({"ok": True, "store": store, "platform": rt.platform.name})
 
-    return Starlette(routes=[Route("/slack/events", events, methods=["POST"]), Route("/healthz", healthz)])
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # With the embedded store no worker can share this process's state, so the web
+        # process runs the periodic tasks itself.
+        stop = asyncio.Event()
+        tasks = start_periodic(rt, stop) if rt.settings.embedded_store and run_periodic_tasks else []
+        yield
+        stop.set()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    return Starlette(routes=[Route("/slack/events", events, methods=["POST"]), Route("/healthz", healthz)],
+                     lifespan=lifespan)

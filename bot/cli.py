@@ -57,6 +57,22 @@ def serve(port: int | None) -> None:
 
 
 @main.command()
+@click.option("--concurrency", type=int, default=10, show_default=True, help="Jobs run at once by this worker.")
+def worker(concurrency: int) -> None:
+    """Run queued jobs (bulk invites) and periodic tasks (approval sync, daily digest)."""
+    import asyncio
+
+    from bot.worker import run_worker
+
+    settings = _settings()
+    try:
+        settings.require("slack_bot_token")
+    except ConfigError as exc:
+        exit_on_config_error(exc)
+    asyncio.run(run_worker(settings, concurrency=concurrency))
+
+
+@main.command()
 @click.option("--as", "as_user", default=None, help="Slack user id to act as (default: the demo manager).")
 def shell(as_user: str | None) -> None:
     """Try the bot in the terminal: type /course commands as a Slack user; no Slack needed."""

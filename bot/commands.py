@@ -104,6 +104,28 @@ COMMANDS: dict[str, CommandSpec] = {
         CommandSpec("unblock", "unblock <course> <member>", "Lift a block; the member's approval stays as it was.",
                     manager_only=True, capability=Capability.BLOCK),
         CommandSpec(
+            "invite", "invite <course> [members…]",
+            "Invite many people at once: emails, @users, #channels, @user-groups. Runs as a background job "
+            "with a progress bar and a report. Without members, opens a form.",
+            manager_only=True, capability=Capability.BULK_INVITE,
+            example='invite "Community Onboarding" #new-members @designers bob@example.com',
+        ),
+        CommandSpec("pending", "pending [course]", "Enrolments waiting for approval, oldest first, with buttons.",
+                    manager_only=True, capability=Capability.APPROVAL),
+        CommandSpec("digest", "digest", "Preview today's digest (only you see it).", manager_only=True),
+        CommandSpec("lessons", "lessons <course>", "A course's sections and lessons in order, with their ids.",
+                    capability=Capability.LESSONS),
+        CommandSpec("new", "new", "Create a course (opens a form).", manager_only=True,
+                    capability=Capability.CREATE_COURSE),
+        CommandSpec(
+            "complete", "complete <course> <member> <lesson>  |  complete <course> <lesson> <members…>",
+            "Record that a member (or everyone in a #channel, @group or list) completed a lesson.",
+            manager_only=True, capability=Capability.COMPLETIONS,
+            example='complete "Makerspace Safety" "Laser cutter" #workshop-march',
+        ),
+        CommandSpec("uncomplete", "uncomplete <course> <member> <lesson>", "Remove one completed lesson.",
+                    manager_only=True, capability=Capability.COMPLETIONS),
+        CommandSpec(
             "link", "link @user <email or platform id>",
             "Record which platform member a Slack user is, when their emails differ.",
             manager_only=True, example="link @ada ada.l@studio.example",
@@ -205,7 +227,7 @@ def parse(text: str) -> Invocation:
             raise ParseError(f"Usage: `/course {spec.usage}`" + (f"  e.g. `/course {spec.example}`"
                                                                      if spec.example else ""), spec)
 
-    if name in ("help", "courses"):
+    if name in ("help", "courses", "digest", "new"):
         need(0)
         return Invocation(spec, flags=flags, text=text)
     if name == "status":
@@ -226,7 +248,48 @@ def parse(text: str) -> Invocation:
             raise ParseError("The second part of `link` is the member's email or platform id on the course platform.",
                              spec)
         return Invocation(spec, member=user, targets=(target,), flags=flags, text=text)
+    if name == "pending":
+        need(0, 1)
+        return Invocation(spec, course=values[0] if values else None, flags=flags, text=text)
+    if name == "lessons":
+        need(1)
+        return Invocation(spec, course=values[0], flags=flags, text=text)
+    if name == "invite":
+        if not values:
+            raise ParseError(f"Usage: `/course {spec.usage}`", spec)
+        return Invocation(spec, course=values[0], targets=_targets(values[1:], spec), flags=flags, text=text)
+    if name == "uncomplete":
+        need(3)
+        return Invocation(spec, course=values[0], member=_member_ref(values[1], spec), lesson=values[2],
+                          flags=flags, text=text)
+    if name == "complete":
+        if len(values) < 3:
+            raise ParseError(f"Usage: `/course {spec.usage}`  e.g. `/course {spec.example}`", spec)
+        second, rest = parse_ref(values[1]), [parse_ref(v) for v in values[2:]]
+        single = len(values) == 3 and second.is_member and not rest[0].is_group and not (
+            rest[0].kind in (RefKind.EMAIL, RefKind.USER) and second.kind is RefKind.ID
+        )
+        if single:
+            return Invocation(spec, course=values[0], member=second, lesson=values[2], flags=flags, text=text)
+        return Invocation(spec, course=values[0], lesson=values[1], targets=_targets(values[2:], spec),
+                          flags=flags, text=text)
     raise ParseError(f"Usage: `/course {spec.usage}`", spec)
+
+
+def _targets(values: list[str], spec: CommandSpec) -> tuple[Ref, ...]:
+    """People and groups for a bulk command; anything unreadable stops it before it starts."""
+    refs: list[Ref] = []
+    for value in values:
+        for piece in re.split(r"[,;]", value) if not value.startswith("<") else [value]:
+            if piece.strip():
+                refs.append(parse_ref(piece.strip()))
+    unknown = [r.value for r in refs if r.kind is RefKind.NAME]
+    if unknown:
+        shown = ", ".join(f"`{u[:40]}`" for u in unknown[:5])
+        raise ParseError(
+            f"I can't tell who {shown} {'is' if len(unknown) == 1 else 'are'}. Give emails, @users, #channels "
+            "or @user-groups picked from Slack's list; nothing was started.", spec)
+    return tuple(dict.fromkeys(refs))
 
 
 def visible_commands(*, is_manager: bool, capabilities: frozenset[Capability]) -> list[CommandSpec]:

@@ -15,6 +15,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot import store
 from bot.config import Platform, Settings
 from bot.directory import Directory, SlackDirectory
+from bot.jobs import InProcessJobQueue, JobQueue, SaqJobQueue
 from bot.pacing import Budget, make_storage, smooth_per_minute, smooth_per_seconds
 from bot.permissions import Permissions
 from bot.platforms.base import CoursePlatform
@@ -71,6 +72,7 @@ class Runtime:
     directory: Directory
     permissions: Permissions
     enrolments: EnrolmentService
+    jobs: JobQueue
 
     @classmethod
     def create(cls, settings: Settings, *, platform: CoursePlatform | None = None) -> Runtime:
@@ -79,7 +81,8 @@ class Runtime:
         slack = make_slack_client(settings)
         directory = SlackDirectory(slack, redis)
         permissions = Permissions(settings.coursebot_managers, directory)
-        return cls(
+        jobs: JobQueue = SaqJobQueue(settings.redis_url) if settings.redis_url else InProcessJobQueue()
+        runtime = cls(
             settings=settings,
             redis=redis,
             platform=platform,
@@ -87,8 +90,13 @@ class Runtime:
             directory=directory,
             permissions=permissions,
             enrolments=EnrolmentService(platform, redis, directory, permissions),
+            jobs=jobs,
         )
+        if isinstance(jobs, InProcessJobQueue):
+            jobs.runtime = runtime
+        return runtime
 
     async def aclose(self) -> None:
+        await self.jobs.aclose()
         await self.platform.aclose()
         await self.redis.aclose()

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from bot.shell import Shell
-from tests.conftest import MANAGER, OUTSIDER, Tenant
+from tests.conftest import OUTSIDER, Tenant
 
 
 def text_of(lines: list[str]) -> str:
@@ -157,7 +157,7 @@ async def test_a_non_manager_changes_nothing_and_is_told_privately(bot: Shell, n
 
 async def test_names_from_the_platform_are_escaped(bot: Shell, nexudus: Tenant) -> None:
     await bot.command("enrol onboarding eve@example.com")
-    [(kind, payload)] = bot.last_events
+    [(_kind, payload)] = bot.last_events
     raw = json.dumps(payload["blocks"])
     assert "<!channel>" not in raw and "<!here>" not in raw and "<https://evil" not in raw
     assert "&lt;!channel&gt;" in raw

@@ -1,0 +1,62 @@
+"""`coursebot worker`: runs queued jobs (SAQ) and the periodic tasks (approval sync, digest)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from typing import Any
+
+from bot import features
+from bot.config import Settings
+from bot.jobs import JOBS, PERIODIC, SaqJobQueue, run_periodic
+from bot.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+def start_periodic(rt: Runtime, stop: asyncio.Event) -> list[asyncio.Task[None]]:
+    features.load()
+    return [asyncio.create_task(run_periodic(rt, task, stop), name=f"periodic:{name}")
+            for name, task in PERIODIC.items()]
+
+
+def saq_functions(rt: Runtime) -> list[tuple[str, Any]]:
+    def wrap(name: str) -> Any:
+        async def run(ctx: dict[str, Any], **kwargs: Any) -> Any:
+            return await JOBS[name](rt, kwargs)
+
+        run.__qualname__ = run.__name__ = name
+        return run
+
+    return [(name, wrap(name)) for name in JOBS]
+
+
+async def run_worker(settings: Settings, *, concurrency: int = 10) -> None:
+    rt = Runtime.create(settings)
+    features.load()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    periodic = start_periodic(rt, stop)
+    worker_task: asyncio.Task[None] | None = None
+    if isinstance(rt.jobs, SaqJobQueue):
+        from saq import Worker
+
+        worker = Worker(rt.jobs.queue, functions=saq_functions(rt), concurrency=concurrency)
+        worker_task = asyncio.create_task(worker.start())
+        log.info("worker started: %d job types, %d periodic tasks", len(JOBS), len(periodic))
+    else:
+        log.warning("REDIS_URL is not set: this worker runs its periodic tasks only; jobs run inside the process "
+                    "that queued them. Set REDIS_URL to share work between processes.")
+    await stop.wait()
+    log.info("worker stopping")
+    if worker_task is not None:
+        await worker.stop()
+    for task in periodic:
+        task.cancel()
+    await asyncio.gather(*periodic, return_exceptions=True)
+    await rt.aclose()
