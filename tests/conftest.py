@@ -7,6 +7,9 @@ Tests reach the bot only the way Slack does: signed HTTP requests to POST /slack
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -31,13 +34,36 @@ APPROVALS = "C0APPROVALS"
 SLACK_TOKEN = "xoxb-test"
 
 
-@pytest.fixture(autouse=True)
-def clean_redis() -> Iterator[None]:
+def _start_redis_if_missing() -> None:
+    """On a fresh machine with redis-server installed but not running, start a throwaway one."""
     client = redis.Redis.from_url(REDIS_URL)
     try:
         client.ping()
+        return
     except redis.ConnectionError:
-        pytest.exit(f"tests need a Redis server at {REDIS_URL} (set COURSEBOT_TEST_REDIS_URL)", returncode=3)
+        pass
+    finally:
+        client.close()
+    if shutil.which("redis-server") is None:
+        pytest.exit(f"tests need a Redis server at {REDIS_URL} (install redis-server, or set "
+                    "COURSEBOT_TEST_REDIS_URL)", returncode=3)
+    subprocess.run(["redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "--port", "6379", "--save", "",
+                    "--appendonly", "no"], check=True, capture_output=True)
+    for _ in range(50):
+        try:
+            redis.Redis.from_url(REDIS_URL).ping()
+            return
+        except redis.ConnectionError:
+            time.sleep(0.1)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    _start_redis_if_missing()
+
+
+@pytest.fixture(autouse=True)
+def clean_redis() -> Iterator[None]:
+    client = redis.Redis.from_url(REDIS_URL)
     client.flushdb()
     yield
     client.flushdb()

@@ -109,16 +109,22 @@ class NexudusPlatform(CoursePlatform):
         policy: RetryPolicy | None = None,
         page_size: int = 500,
         timeout: float = 20.0,
+        max_concurrency: int = 8,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._username = username
         self._password = password
         self.writes = writes
         self.page_size = page_size
+        # Few requests in flight at once: Nexudus throttles bursts, and httpx's pool spends
+        # CPU on every queued request (encode/httpx#3215), which would slow the process's
+        # acknowledgements. Waiting on a semaphore costs nothing.
+        self._in_flight = asyncio.Semaphore(max_concurrency)
         self._client = httpx.AsyncClient(
             base_url=self.base_url,
             timeout=httpx.Timeout(timeout, connect=10.0),
             headers={"Accept": "application/json", "User-Agent": "coursebot"},
+            limits=httpx.Limits(max_connections=max_concurrency, max_keepalive_connections=max_concurrency),
         )
         self._sender = RetryingSender(
             "Nexudus", policy or RetryPolicy(throttle_statuses=frozenset({409, 429}))
@@ -166,13 +172,14 @@ class NexudusPlatform(CoursePlatform):
         token = self._token or await self._login(None)
         for renewed in (False, True):
             current = token
-            response = await self._sender.send(
-                lambda current=current: self._client.request(  # type: ignore[misc]
-                    method, path, params=params, json=json, headers={"Authorization": f"Bearer {current}"}
-                ),
-                what,
-                idempotent=idempotent,
-            )
+            async with self._in_flight:
+                response = await self._sender.send(
+                    lambda current=current: self._client.request(  # type: ignore[misc]
+                        method, path, params=params, json=json, headers={"Authorization": f"Bearer {current}"}
+                    ),
+                    what,
+                    idempotent=idempotent,
+                )
             if response.status_code == 401 and not renewed:
                 token = await self._login(current)
                 continue
