@@ -31,15 +31,28 @@ AUDIT = Key("audit", None, "audit log, newest first, trimmed to AUDIT_MAX entrie
 AUDIT_MAX = 10_000
 
 # Locks (redis-py Lock: SET NX PX with a token; released by compare-and-delete)
-ENROLMENT_LOCK = Key("lock:enrolment:{}:{}", 30, "one change at a time per course+member")
+ENROLMENT_LOCK = Key("lock:enrolment:{}:{}", 120, "one change at a time per course+member")
 TOKEN_LOCK = Key("lock:nexudus-token", 30, "one token request at a time")
 
 # Approval requests (issue 3)
-REQUEST = Key("request:{}", 90 * DAY, "a pending approval request (JSON), by request id")
+REQUEST = Key("request:{}", 90 * DAY, "an approval request (hash, one JSON value per field), by request id; "
+              "no TTL while it waits, 90 days once decided")
 REQUESTS_OPEN = Key("requests:open", None, "sorted set of open request ids by time asked")
-DECISION = Key("decision:{}", 90 * DAY, "the claim on a request's decision: first SET NX wins")
+REQUEST_OF = Key("request-of:{}", 90 * DAY, "platform enrolment id -> its latest request id (compare-and-set, "
+                 "so one wait gets one request and one card)")
+DECISION = Key("decision:{}", 90 * DAY, "the claim on a request's decision: first SET NX wins; CLAIM_TTL while "
+               "the platform write runs (deleted if it fails, so Retry works), 90 days once done")
+CLAIM_TTL = 300
 SYNC_CURSOR = Key("sync:cursor", None, "max UpdatedOn seen by the approval sync (platform's clock)")
 SYNC_LOCK = Key("lock:sync", 300, "one approval sync at a time across workers")
+SYNC_LAST = Key("sync:last", None, "when the approval sync last finished (epoch seconds, our clock)")
+SYNC_RECONCILE = Key("sync:reconcile", 6 * 3600, "NX guard: a full re-read of the waiting enrolments at most "
+                     "every 6 hours (catches deletions, which an incremental read cannot see)")
+COURSE_CACHE = Key("courses:cards", 3600, "course id -> JSON {title, visibility} for approval cards (hash)")
+REMINDED = Key("reminded:{}", DAY - 300, "NX guard: at most one reminder a day per waiting request")
+HOME_VIEWERS = Key("home:viewers", None, "sorted set of managers who opened App Home, by when (last 7 days, 50 max)")
+DECISIONS_RECENT = Key("decisions:recent", None, "the last 50 decided request ids, newest first (list)")
+APPROVE_BATCH = Key("approve-all:{}", 3600, "the request ids behind one 'Approve all N' button (JSON list)")
 
 # Bulk jobs (issue 4)
 JOB = Key("job:{}", 30 * DAY, "bulk job description and counters (hash)")
@@ -48,3 +61,15 @@ JOB_DONE = Key("job:{}:done", 30 * DAY, "hash member key -> outcome JSON, writte
 # Digest (issue 5)
 DIGEST_SENT = Key("digest:{}:{}", 3 * DAY, "channel+local date: SET NX guard, value = message ts")
 DIGEST_COUNTS = Key("digest:counts:{}", 30 * DAY, "per local date: enrolments/completions counted (hash)")
+DIGEST_POSTING = Key("digest:posting:{}:{}", 3 * DAY, "channel+local date: set just before chat.postMessage, "
+                     "so a claimer after a crash looks in the channel before posting again")
+DIGEST_RETRY = Key("digest:retry:{}:{}", 300, "channel+local date: a failed post waits this long before the next try")
+DIGEST_LAST = Key("digest:last:{}", None, "channel -> JSON {date, as_of, ts} of the last digest posted")
+DIGEST_CATALOG = Key("digest:catalog", 3600, "course titles and lesson->course map (JSON) for the digest")
+DIGEST_LEDGER = Key("digest:ledger", None, "enrolment id -> 'lesson:first-completion-minute,...' (hash): "
+                    "every completed lesson, so course completions need no per-member reads")
+DIGEST_LEDGER_META = Key("digest:ledger:meta", None, "hash {synced_until, built_at}: the ledger holds every "
+                         "completion created before synced_until (epoch seconds)")
+DIGEST_LEDGER_LOCK = Key("lock:digest-ledger", 1800, "one full ledger build at a time")
+DIGEST_DECISION = Key("digest:decision:{}", 30 * DAY, "enrolment id: first Approve/Block click on a digest wins")
+DIGEST_CARD_LOCK = Key("lock:digest-card:{}", 30, "one update at a time of a posted digest message (by ts)")

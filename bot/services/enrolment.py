@@ -8,8 +8,11 @@ says so. Every change, refusal and platform error goes to the audit log.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass, field
 from enum import StrEnum
+
+from redis.exceptions import LockError
 
 from bot import keys
 from bot.commands import Ref, RefKind
@@ -128,8 +131,16 @@ class EnrolmentService:
                 await self._refuse_self_approval(actor, member)
             lock = self.redis.lock(keys.ENROLMENT_LOCK(course.id, member.id), timeout=keys.ENROLMENT_LOCK.ttl,
                                    blocking_timeout=20)
-            async with lock:
+            if not await lock.acquire():
+                raise UserFacingError(
+                    "Someone else is changing {member}'s enrolment in {course} right now. Try again in a moment.",
+                    member=member.label, course=course.title,
+                )
+            try:
                 result = await self._apply(action, course, member, pending=pending)
+            finally:
+                with contextlib.suppress(LockError):  # expired while the platform was slow: nothing to undo
+                    await lock.release()
         except NotAllowed:
             raise
         except (UserFacingError, PlatformError) as exc:
