@@ -85,5 +85,25 @@ def shell(as_user: str | None) -> None:
     sys.exit(asyncio.run(run_shell(settings, as_user=as_user)))
 
 
+@main.command()
+@click.option("--dry-run", is_flag=True, help="Print today's digest instead of posting it.")
+def digest(dry_run: bool) -> None:
+    """Build today's digest; without --dry-run post it now (once per channel per day)."""
+    import asyncio
+
+    from bot.digest_cli import run_digest_command
+
+    settings = _settings()
+    if not dry_run:
+        try:
+            settings.require("slack_bot_token", "coursebot_digest_channel")
+        except ConfigError as exc:
+            exit_on_config_error(exc)
+        if settings.embedded_store:
+            log.warning("REDIS_URL is not set: the once-a-day guard lives in this process only, so running "
+                        "this command again posts again. Set REDIS_URL.")
+    sys.exit(asyncio.run(run_digest_command(settings, dry_run=dry_run)))
+
+
 if __name__ == "__main__":
     main()

@@ -104,7 +104,7 @@ COMMANDS: dict[str, CommandSpec] = {
         CommandSpec("unblock", "unblock <course> <member>", "Lift a block; the member's approval stays as it was.",
                     manager_only=True, capability=Capability.BLOCK),
         CommandSpec(
-            "invite", "invite <course> [members…]",
+            "invite", "invite [course] [members…]",
             "Invite many people at once: emails, @users, #channels, @user-groups. Runs as a background job "
             "with a progress bar and a report. Without members, opens a form.",
             manager_only=True, capability=Capability.BULK_INVITE,
@@ -254,10 +254,9 @@ def parse(text: str) -> Invocation:
     if name == "lessons":
         need(1)
         return Invocation(spec, course=values[0], flags=flags, text=text)
-    if name == "invite":
-        if not values:
-            raise ParseError(f"Usage: `/course {spec.usage}`", spec)
-        return Invocation(spec, course=values[0], targets=_targets(values[1:], spec), flags=flags, text=text)
+    if name == "invite":  # with no course or no people, the runner opens a form
+        return Invocation(spec, course=values[0] if values else None, targets=_targets(values[1:], spec),
+                          flags=flags, text=text)
     if name == "uncomplete":
         need(3)
         return Invocation(spec, course=values[0], member=_member_ref(values[1], spec), lesson=values[2],

@@ -54,7 +54,10 @@ class Settings(BaseSettings):
     coursebot_digest_channel: str | None = None
     coursebot_digest_time: time = time(9, 0)
     coursebot_timezone: str = "UTC"
+    coursebot_stalled_days: int = Field(default=14, ge=1, le=365)
+    coursebot_digest_skip_empty: bool = False
     coursebot_sync_seconds: int = Field(default=60, ge=1)
+    coursebot_reminder_hours: float = Field(default=24, gt=0)
 
     @field_validator("slack_api_url")
     @classmethod

@@ -7,7 +7,12 @@ from __future__ import annotations
 
 import importlib
 
-FEATURE_MODULES: list[str] = []
+FEATURE_MODULES: list[str] = [
+    "bot.approvals_tasks",
+    "bot.digest_sender",
+    "bot.bulk_jobs",
+    "bot.services.courses",  # registers the "complete" kind of bulk job
+]
 
 
 def load() -> None:

@@ -63,6 +63,17 @@ class JobQueue(Protocol):
     async def aclose(self) -> None: ...
 
 
+# SAQ marks a job "stuck" once its `touched` time is older than HEARTBEAT seconds, and every
+# worker's sweep (every SWEEP_SECONDS) puts a stuck job back on the queue. SAQ itself never
+# touches a running job, so the worker touches it every HEARTBEAT_EVERY seconds while it runs
+# (bot/worker.py): a long job stays put, and one whose worker was killed is picked up again
+# within about HEARTBEAT + SWEEP_SECONDS + 5 s. A job that must never run twice at once also
+# holds its own Redis lock (bulk jobs do), since a stalled worker can be swept while alive.
+HEARTBEAT = 10
+HEARTBEAT_EVERY = 3.0
+SWEEP_SECONDS = 5
+
+
 class SaqJobQueue:
     def __init__(self, redis_url: str) -> None:
         from saq.queue.redis import RedisQueue
@@ -70,8 +81,8 @@ class SaqJobQueue:
         self.queue = RedisQueue.from_url(redis_url, name="coursebot")
 
     async def enqueue(self, name: str, *, key: str, **kwargs: Any) -> None:
-        await self.queue.enqueue(name, key=key, timeout=0, retries=1000, heartbeat=60, retry_delay=2.0,
-                                 retry_backoff=True, **kwargs)
+        await self.queue.enqueue(name, key=key, timeout=0, retries=1000, heartbeat=HEARTBEAT, retry_delay=2.0,
+                                 retry_backoff=30, **kwargs)
 
     async def aclose(self) -> None:
         await self.queue.disconnect()

@@ -57,6 +57,11 @@ APPROVE_BATCH = Key("approve-all:{}", 3600, "the request ids behind one 'Approve
 # Bulk jobs (issue 4)
 JOB = Key("job:{}", 30 * DAY, "bulk job description and counters (hash)")
 JOB_DONE = Key("job:{}:done", 30 * DAY, "hash member key -> outcome JSON, written after each member")
+JOB_PLAN = Key("job:{}:plan", 30 * DAY, "the job's people (JSON): who to do, and who could not be resolved")
+JOB_INFLIGHT = Key("job:{}:inflight", 30 * DAY, "set of member keys whose write started but is not yet in "
+                   "JOB_DONE: after a crash, only these are looked up again on the platform")
+JOB_CANCEL = Key("job:{}:cancel", 30 * DAY, "set (to the user id) when a manager cancels the job")
+JOB_LOCK = Key("lock:job:{}", 15, "one runner per bulk job at a time; extended every few seconds while it runs")
 
 # Digest (issue 5)
 DIGEST_SENT = Key("digest:{}:{}", 3 * DAY, "channel+local date: SET NX guard, value = message ts")
@@ -71,5 +76,14 @@ DIGEST_LEDGER = Key("digest:ledger", None, "enrolment id -> 'lesson:first-comple
 DIGEST_LEDGER_META = Key("digest:ledger:meta", None, "hash {synced_until, built_at}: the ledger holds every "
                          "completion created before synced_until (epoch seconds)")
 DIGEST_LEDGER_LOCK = Key("lock:digest-ledger", 1800, "one full ledger build at a time")
+DIGEST_DONE = Key("digest:done", None, "enrolment id -> epoch a digest first saw it completed ('b' suffix: "
+                  "already completed when the first digest took stock); for platforms with participant statuses")
 DIGEST_DECISION = Key("digest:decision:{}", 30 * DAY, "enrolment id: first Approve/Block click on a digest wins")
 DIGEST_CARD_LOCK = Key("lock:digest-card:{}", 30, "one update at a time of a posted digest message (by ts)")
+
+# Courses and progress (issue 6: /course new, lessons, complete)
+COURSE_NEW = Key("course-new:{}", DAY, "team:view id of a /course new form -> 'pending' while its course is being "
+                 "created, then 'created:<course id>': one form makes at most one course, however often submitted")
+COURSE_CHOICES = Key("course-new:choices:{}", 600, "locations or price plans (JSON) for the form's pickers, "
+                     "cached for the type-ahead menus used when there are more than a static menu holds")
+COMPLETION_LOCK = Key("lock:completion:{}:{}", 60, "one completion change at a time per enrolment+lesson")

@@ -106,3 +106,49 @@ class EnrolmentCounts(_Model):
     approved: int = 0
     pending: int = 0
     blocked: int = 0
+
+
+# ---- course creation ------------------------------------------------------------------------
+
+class Location(_Model):
+    """Where a course is run (a Nexudus "business")."""
+
+    id: str
+    name: str
+
+
+class PricePlan(_Model):
+    """What a member buys to join a paid course (a Nexudus "tariff")."""
+
+    id: str
+    name: str
+    location_id: str | None = None
+    location_name: str = ""
+    price: float | None = None
+    currency: str = ""
+    visible: bool = True
+
+
+class Section(_Model):
+    id: str
+    course_id: str
+    title: str
+    display_order: int = 0
+    unlock_type: str | None = None
+    active: bool = True
+
+
+class CourseDraft(_Model):
+    """A course to create, already checked by the service (a plan is set exactly when it is Paid)."""
+
+    title: str
+    location_id: str
+    host_id: str
+    display_order: int = 0
+    visibility: Visibility = Visibility.PUBLIC
+    plan_id: str | None = None
+    summary: str = ""
+    description: str = ""
+    group_name: str = ""
+    show_on_home_page: bool = False
+    active: bool = True

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
@@ -13,12 +14,15 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import store
+from bot.approvals_slack import SlackBoard
 from bot.config import Platform, Settings
 from bot.directory import Directory, SlackDirectory
 from bot.jobs import InProcessJobQueue, JobQueue, SaqJobQueue
 from bot.pacing import Budget, make_storage, smooth_per_minute, smooth_per_seconds
 from bot.permissions import Permissions
 from bot.platforms.base import CoursePlatform
+from bot.services.approvals import ApprovalService
+from bot.services.bulk import BulkService
 from bot.services.enrolment import EnrolmentService
 from bot.store import Redis
 
@@ -73,6 +77,8 @@ class Runtime:
     permissions: Permissions
     enrolments: EnrolmentService
     jobs: JobQueue
+    approvals: ApprovalService
+    bulk: BulkService
 
     @classmethod
     def create(cls, settings: Settings, *, platform: CoursePlatform | None = None) -> Runtime:
@@ -91,6 +97,12 @@ class Runtime:
             permissions=permissions,
             enrolments=EnrolmentService(platform, redis, directory, permissions),
             jobs=jobs,
+            bulk=BulkService(platform, redis, directory, permissions, jobs),
+            approvals=ApprovalService(
+                platform, redis, SlackBoard(slack, settings.coursebot_approvals_channel, directory,
+                                            platform.display_name),
+                directory, permissions, reminder_after=timedelta(hours=settings.coursebot_reminder_hours),
+            ),
         )
         if isinstance(jobs, InProcessJobQueue):
             jobs.runtime = runtime

@@ -10,7 +10,7 @@ from typing import Any
 
 from bot import features
 from bot.config import Settings
-from bot.jobs import JOBS, PERIODIC, SaqJobQueue, run_periodic
+from bot.jobs import HEARTBEAT_EVERY, JOBS, PERIODIC, SWEEP_SECONDS, SaqJobQueue, run_periodic
 from bot.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -22,15 +22,43 @@ def start_periodic(rt: Runtime, stop: asyncio.Event) -> list[asyncio.Task[None]]
             for name, task in PERIODIC.items()]
 
 
+async def _heartbeat(job: Any) -> None:
+    """Keep a running job's `touched` fresh, so SAQ's sweep leaves it alone (see bot.jobs.HEARTBEAT)."""
+    while True:
+        await asyncio.sleep(HEARTBEAT_EVERY)
+        try:
+            await job.update()
+        except Exception as exc:  # Redis hiccup: the next beat tries again
+            log.warning("heartbeat of job %s failed: %s", getattr(job, "key", "?"), type(exc).__name__)
+
+
 def saq_functions(rt: Runtime) -> list[tuple[str, Any]]:
     def wrap(name: str) -> Any:
         async def run(ctx: dict[str, Any], **kwargs: Any) -> Any:
-            return await JOBS[name](rt, kwargs)
+            beat = asyncio.create_task(_heartbeat(ctx["job"])) if ctx.get("job") is not None else None
+            try:
+                return await JOBS[name](rt, kwargs)
+            finally:
+                if beat is not None:
+                    beat.cancel()
+                    await asyncio.gather(beat, return_exceptions=True)
 
         run.__qualname__ = run.__name__ = name
         return run
 
     return [(name, wrap(name)) for name in JOBS]
+
+
+def saq_worker(rt: Runtime, *, concurrency: int = 10) -> Any:
+    """The SAQ worker for this runtime's queue. It leaves signals to its caller (SIGTERM stops
+    `run_worker`, which then stops the worker), so it can also run outside the main thread."""
+    from saq import Worker
+
+    assert isinstance(rt.jobs, SaqJobQueue)
+    timers: Any = {"sweep": SWEEP_SECONDS}
+    worker = Worker(rt.jobs.queue, functions=saq_functions(rt), concurrency=concurrency, timers=timers)
+    worker.SIGNALS = []
+    return worker
 
 
 async def run_worker(settings: Settings, *, concurrency: int = 10) -> None:
@@ -44,9 +72,7 @@ async def run_worker(settings: Settings, *, concurrency: int = 10) -> None:
     periodic = start_periodic(rt, stop)
     worker_task: asyncio.Task[None] | None = None
     if isinstance(rt.jobs, SaqJobQueue):
-        from saq import Worker
-
-        worker = Worker(rt.jobs.queue, functions=saq_functions(rt), concurrency=concurrency)
+        worker = saq_worker(rt, concurrency=concurrency)
         worker_task = asyncio.create_task(worker.start())
         log.info("worker started: %d job types, %d periodic tasks", len(JOBS), len(periodic))
     else:

@@ -8,8 +8,13 @@ from __future__ import annotations
 from slack_bolt.async_app import AsyncApp
 
 from bot.runtime import Runtime
-from handlers import commands
+from handlers import approvals, bulk, commands, course_admin, digest, home
 
 
 def register(app: AsyncApp, runtime: Runtime) -> None:
     commands.register(app, runtime)
+    approvals.register(app, runtime)
+    home.register(app, runtime)
+    digest.register(app, runtime)
+    bulk.register(app, runtime)
+    course_admin.register(app, runtime)

@@ -101,7 +101,8 @@ async def run_command(rt: Runtime, inv: Invocation, ctx: Context) -> render.Mess
                         detail="not a manager")
             return render.refusal_message(rt.permissions.refusal())
         if inv.spec.capability and not rt.platform.supports(inv.spec.capability):
-            return render.simple(f":information_source: {render.esc(rt.platform.unsupported(inv.name).message)}")
+            refusal = rt.platform.unsupported(inv.spec.capability.what).message
+            return render.simple(f":information_source: {render.esc(refusal)}")
         runner = RUNNERS.get(inv.name)
         if runner is None:
             return render.simple(f":information_source: `/course {inv.name}` is not available in this version.")

@@ -7,11 +7,26 @@ errors below, whose messages are written for a community manager to read.
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from datetime import datetime
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
-from bot.models import CompletedLesson, Course, Enrolment, EnrolmentCounts, Lesson, Member
+from bot.models import (
+    CompletedLesson,
+    Course,
+    CourseDraft,
+    Enrolment,
+    EnrolmentCounts,
+    Lesson,
+    Location,
+    Member,
+    PricePlan,
+    Section,
+)
+
+if TYPE_CHECKING:
+    from bot.pacing import Budget
 
 
 class Capability(StrEnum):
@@ -23,6 +38,23 @@ class Capability(StrEnum):
     COMPLETIONS = "completions"
     CREATE_COURSE = "create_course"
     LINK_BY_ID = "link_by_id"
+
+    @property
+    def what(self) -> str:
+        """The operation in words, for "<platform> has no API for …"."""
+        return _CAPABILITY_WHAT.get(self, self.value.replace("_", " "))
+
+
+_CAPABILITY_WHAT = {
+    Capability.ENROL: "enrolling members",
+    Capability.APPROVAL: "approving enrolments (it has no approval step)",
+    Capability.BLOCK: "blocking members from a course",
+    Capability.BULK_INVITE: "inviting many members at once",
+    Capability.LESSONS: "listing a course's lessons",
+    Capability.COMPLETIONS: "recording completed lessons",
+    Capability.CREATE_COURSE: "creating courses",
+    Capability.LINK_BY_ID: "finding members by id",
+}
 
 
 class PlatformError(Exception):
@@ -47,6 +79,15 @@ class NotSupported(PlatformError):
 
 class NotFound(PlatformError):
     pass
+
+
+class ValidationFailed(PlatformError):
+    """The platform refused the input. `fields` maps the name of the input it blames (for a course,
+    a `CourseDraft` field name; "" when it names none) to what is wrong with it."""
+
+    def __init__(self, message: str, fields: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.fields = dict(fields or {})
 
 
 class CoursePlatform(abc.ABC):
@@ -114,6 +155,38 @@ class CoursePlatform(abc.ABC):
     ) -> Enrolment:
         """Change approval/blocking; everything else about the enrolment stays as it was."""
 
+    # Bulk work (bot/services/bulk.py): many members, paced by the platform's shared budget
+    bulk_invite_size: int = 1
+    """How many members one invite request can carry (1: the platform enrols one at a time)."""
+
+    def rate_budget(self) -> Budget | None:
+        """The budget, shared by every bot process, that this platform's writes spend (None: unpaced)."""
+        return None
+
+    async def enrol_absent(self, course_id: str, member_id: str, *, approved: bool = True) -> Enrolment:
+        """Create an enrolment the caller has just seen is absent, without looking again first.
+
+        Adapters that look before every create override this to skip that read; after an unclear
+        failure they still look before trying again."""
+        return await self.create_enrolment(course_id, member_id, approved=approved)
+
+    async def invite_members(
+        self, course_id: str, member_ids: list[str], *, checked: bool = False
+    ) -> dict[str, Enrolment | PlatformError]:
+        """Enrol many members: every id maps to its enrolment or the platform's refusal.
+
+        `checked`: the caller has just listed the course and sends only members not in it."""
+        results: dict[str, Enrolment | PlatformError] = {}
+        for member_id in dict.fromkeys(member_ids):
+            try:
+                if checked:
+                    results[member_id] = await self.enrol_absent(course_id, member_id)
+                else:
+                    results[member_id] = await self.create_enrolment(course_id, member_id)
+            except PlatformError as exc:
+                results[member_id] = exc
+        return results
+
     # Lessons
     async def list_lessons(self, course_id: str) -> list[Lesson]:
         raise self.unsupported("lessons")
@@ -122,6 +195,65 @@ class CoursePlatform(abc.ABC):
         self, *, enrolment_id: str | None = None, since: datetime | None = None
     ) -> list[CompletedLesson]:
         raise self.unsupported("completed lessons")
+
+    async def list_lesson_completions(self, lesson_id: str) -> list[CompletedLesson]:
+        """Every completion of one lesson (adapters with a lesson filter override this whole-table read)."""
+        return [c for c in await self.list_completed_lessons() if c.lesson_id == lesson_id]
+
+    async def list_sections(self, course_id: str) -> list[Section]:
+        raise self.unsupported("course sections")
+
+    async def lessons_with_types(self, course_id: str) -> list[Lesson]:
+        """`list_lessons`, with each lesson's unlock and completion types filled in where the list omits them."""
+        return await self.list_lessons(course_id)
+
+    async def create_completed_lesson(self, enrolment_id: str, lesson_id: str) -> CompletedLesson:
+        """Record a completion for an enrolment (not a member); an existing record is returned as it is."""
+        raise self.unsupported("recording completed lessons")
+
+    async def delete_completed_lesson(self, completed_id: str) -> None:
+        """Remove one completion record; one already gone counts as removed."""
+        raise self.unsupported("removing completed lessons")
+
+    # Course creation
+    async def list_locations(self) -> list[Location]:
+        raise self.unsupported("listing locations")
+
+    async def list_price_plans(self) -> list[PricePlan]:
+        raise self.unsupported("listing price plans")
+
+    async def search_members(self, query: str, *, limit: int = 20) -> list[Member]:
+        """Members whose name or email contains `query` (for pickers; not an exact match)."""
+        raise self.unsupported("searching members by name")
+
+    async def find_course_created_by(self, request_key: str, title: str) -> Course | None:
+        """The course `create_course` made for `request_key`, if it exists."""
+        raise self.unsupported("creating courses")
+
+    async def create_course(self, draft: CourseDraft, *, request_key: str) -> Course:
+        """Create a course once per `request_key`: a repeat returns the course made the first time.
+
+        Raises ValidationFailed, with `fields` named after `CourseDraft`, when the platform refuses the input."""
+        raise self.unsupported("creating courses")
+
+    # Date-ranged reads for the daily digest: their cost follows the day's changes, not the tenant.
+    # The defaults work on any adapter; adapters with range filters or a whole-table list override them.
+    async def list_enrolments_created(self, start: datetime, end: datetime | None = None) -> list[Enrolment]:
+        """Enrolments created in [start, end)."""
+        found = await self.list_enrolments(created_since=start)
+        return [e for e in found
+                if e.created_on is not None and e.created_on >= start and (end is None or e.created_on < end)]
+
+    async def list_all_lessons(self) -> list[Lesson]:
+        """Every lesson of every course."""
+        lessons: list[Lesson] = []
+        for course in await self.list_courses():
+            lessons.extend(await self.list_lessons(course.id))
+        return lessons
+
+    async def completed_lesson_pages(self, since: datetime | None = None) -> AsyncIterator[list[CompletedLesson]]:
+        """Every completed lesson (created since `since`), a page at a time, so a full read stays small."""
+        yield await self.list_completed_lessons(since=since)
 
     async def aclose(self) -> None:
         return None

@@ -73,6 +73,35 @@ class CourseRecord(_Record):
     Active: bool | None = True
     SummaryText: str | None = None
     BusinessId: int | None = None
+    BusinessName: str | None = None
+    HostId: int | None = None
+    HostFullName: str | None = None
+    TariffId: int | None = None
+    TariffName: str | None = None
+    SystemId: str | None = None
+
+
+class BusinessRecord(_Record):
+    Name: str | None = ""
+    Active: bool | None = True
+
+
+class TariffRecord(_Record):
+    Name: str | None = ""
+    BusinessId: int | None = None
+    BusinessName: str | None = None
+    Price: float | None = None
+    CurrencyCode: str | None = None
+    Visible: bool | None = True
+    DisplayOrder: int | None = None
+
+
+class SectionRecord(_Record):
+    CourseId: int
+    Title: str = ""
+    DisplayOrder: int | None = 0
+    UnlockType: int | None = None
+    Active: bool | None = True
 
 
 class CoworkerRecord(_Record):

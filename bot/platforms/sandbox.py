@@ -13,8 +13,21 @@ import random
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
-from bot.models import AccessState, CompletedLesson, Course, Enrolment, EnrolmentCounts, Lesson, Member, Visibility
-from bot.platforms.base import Capability, CoursePlatform, NotFound
+from bot.models import (
+    AccessState,
+    CompletedLesson,
+    Course,
+    CourseDraft,
+    Enrolment,
+    EnrolmentCounts,
+    Lesson,
+    Location,
+    Member,
+    PricePlan,
+    Section,
+    Visibility,
+)
+from bot.platforms.base import Capability, CoursePlatform, NotFound, ValidationFailed
 
 FIRST = ["Ada", "Ben", "Chloé", "Dev", "Elena", "Farid", "Grace", "Hugo", "Ines", "Jonas", "Kemi", "Liam", "Maya",
          "Noor", "Omar", "Priya", "Quinn", "Rosa", "Sami", "Tess", "Uma", "Victor", "Wen", "Xavi", "Yara"]
@@ -53,7 +66,14 @@ class SandboxPlatform(CoursePlatform):
     display_name = "the sandbox"
     capabilities = frozenset(
         {Capability.ENROL, Capability.APPROVAL, Capability.BLOCK, Capability.BULK_INVITE,
-         Capability.LESSONS, Capability.COMPLETIONS, Capability.LINK_BY_ID}
+         Capability.LESSONS, Capability.COMPLETIONS, Capability.LINK_BY_ID, Capability.CREATE_COURSE}
+    )
+    locations = (Location(id="1", name="Main Street Hub"), Location(id="2", name="Harbour Loft"))
+    price_plans = (
+        PricePlan(id="71", name="Workshop pass", location_id="1", location_name="Main Street Hub", price=49.0,
+                  currency="EUR"),
+        PricePlan(id="72", name="Masterclass", location_id="2", location_name="Harbour Loft", price=120.0,
+                  currency="EUR"),
     )
 
     def __init__(self, *, seed: int = 7, now: datetime | None = None) -> None:
@@ -65,6 +85,7 @@ class SandboxPlatform(CoursePlatform):
         self.members: dict[str, Member] = {m.id: m for m in demo_members()}
         self.enrolments: dict[str, Enrolment] = {}
         self.completed: dict[str, CompletedLesson] = {}
+        self.created_by: dict[str, str] = {}  # create_course's request key -> course id
         self._seed(random.Random(seed))
 
     def _next_id(self) -> str:
@@ -186,3 +207,60 @@ class SandboxPlatform(CoursePlatform):
         return [c for c in self.completed.values()
                 if (enrolment_id is None or c.enrolment_id == enrolment_id)
                 and (since is None or (c.created_on is not None and c.created_on >= since))]
+
+    # ---- sections, completions, course creation ---------------------------------------------
+
+    async def list_sections(self, course_id: str) -> list[Section]:
+        return []  # the demo courses' lessons sit directly in the course
+
+    async def create_completed_lesson(self, enrolment_id: str, lesson_id: str) -> CompletedLesson:
+        async with self._lock:
+            existing = next((c for c in self.completed.values()
+                             if c.enrolment_id == enrolment_id and c.lesson_id == lesson_id), None)
+            if existing is not None:
+                return existing
+            enrolment, lesson = self.enrolments.get(enrolment_id), self.lessons.get(lesson_id)
+            if enrolment is None or lesson is None:
+                raise NotFound("That enrolment or lesson does not exist in the sandbox.")
+            self._complete(enrolment, lesson, datetime.now(UTC))
+            return next(c for c in reversed(self.completed.values())
+                        if c.enrolment_id == enrolment_id and c.lesson_id == lesson_id)
+
+    async def delete_completed_lesson(self, completed_id: str) -> None:
+        async with self._lock:
+            self.completed.pop(completed_id, None)
+
+    async def list_locations(self) -> list[Location]:
+        return list(self.locations)
+
+    async def list_price_plans(self) -> list[PricePlan]:
+        return list(self.price_plans)
+
+    async def search_members(self, query: str, *, limit: int = 20) -> list[Member]:
+        text = query.strip().lower()
+        found = [m for m in self.members.values() if text and (text in m.full_name.lower() or text in m.email.lower())]
+        return sorted(found, key=lambda m: m.full_name.lower())[:limit]
+
+    async def find_course_created_by(self, request_key: str, title: str) -> Course | None:
+        course_id = self.created_by.get(request_key)
+        return self.courses.get(course_id) if course_id else None
+
+    async def create_course(self, draft: CourseDraft, *, request_key: str) -> Course:
+        async with self._lock:
+            existing = await self.find_course_created_by(request_key, draft.title)
+            if existing is not None:
+                return existing
+            problems: dict[str, str] = {}
+            if draft.location_id not in {loc.id for loc in self.locations}:
+                problems["location_id"] = "The sandbox has no such location."
+            if draft.host_id not in self.members:
+                problems["host_id"] = "The sandbox has no such member."
+            if draft.visibility is Visibility.PAID and draft.plan_id not in {p.id for p in self.price_plans}:
+                problems["plan_id"] = "A paid course needs one of the sandbox's price plans."
+            if problems:
+                raise ValidationFailed("The sandbox refused it: " + " ".join(problems.values()), problems)
+            course = Course(id=self._next_id(), title=draft.title, visibility=draft.visibility,
+                            active=draft.active, summary=draft.summary)
+            self.courses[course.id] = course
+            self.created_by[request_key] = course.id
+            return course
