@@ -50,6 +50,8 @@ HELP = """Type /course commands as the Slack user shown in the prompt. Shell com
   users                the Slack users of this demo workspace
   channel <id>         post commands from another channel (see: channels)
   channels             the demo channels
+  set <field> <value>  fill a field of the open form (a number picks from a menu's list)
+  submit / cancel      send the open form, or drop it
   quit                 leave (or Ctrl-D)"""
 
 
@@ -90,6 +92,7 @@ class TerminalView:
         self.buttons: dict[int, Button] = {}
         self._next = 1
         self.names: dict[str, str] = {}
+        self.form: dict[str, Any] | None = None  # the modal on screen, if any
 
     def _bold(self, text: str) -> str:
         return f"\033[1m{text}\033[0m" if self.color else text
@@ -154,7 +157,12 @@ class TerminalView:
             elif kind == "divider":
                 lines.append(self._dim("  " + "─" * 40))
             elif kind == "input":
-                lines.append(f"  ▸ {self._text(block.get('label'))}")
+                element = block.get("element") or {}
+                optional = " (optional)" if block.get("optional") else ""
+                lines.append(f"  ▸ {self._text(block.get('label'))}{optional}  "
+                             + self._dim(f"[set {block.get('block_id')} …] {element.get('type', '')}"))
+                for number, option in enumerate(element.get("options") or [], start=1):
+                    lines.append(f"      {number}) {self._text(option.get('text'))}")
             elif kind == "image":
                 lines.append(f"  [image: {block.get('alt_text', '')}]")
         return lines
@@ -177,9 +185,13 @@ class TerminalView:
             title = "only you can see this"
         elif kind == "view":
             view = payload.get("view") or payload
+            self.form = view if any(b.get("type") == "input" for b in view.get("blocks") or []) else None
             where = Button({}, None, None, ephemeral=False, view=view)
             blocks = view.get("blocks") or []
-            title = f"modal: {self._text(view.get('title'))}"
+            title = f"form: {self._text(view.get('title'))}"
+            if self.form is not None:
+                hint = "Fill it with `set &lt;field&gt; &lt;value&gt;`, then `submit` (or `cancel`)."
+                blocks = [*blocks, {"type": "context", "elements": [{"type": "mrkdwn", "text": hint}]}]
         elif kind == "home":
             view = payload.get("view") or payload
             where = Button({}, None, None, ephemeral=False, view=view)
@@ -219,6 +231,7 @@ class Shell:
         self.events: list[tuple[str, dict[str, Any]]] = []
         self.last_events: list[tuple[str, dict[str, Any]]] = []
         self.last_response: httpx.Response | None = None
+        self.form_values: dict[str, dict[str, Any]] = {}
         self.ws.subscribe(lambda kind, payload: self.events.append((kind, payload)))
         self.base_settings = settings
 
@@ -295,8 +308,13 @@ class Shell:
             lines += self.view.event("response", response.json())
         elif response.text.strip():
             lines.append(response.text)
+        return lines + self._drain()
+
+    def _drain(self) -> list[str]:
+        """Everything the bot sent to Slack since the last look."""
         events, self.events = self.events, []
         self.last_events = events
+        lines: list[str] = []
         for kind, payload in events:
             lines += self.view.event(kind, payload)
         return lines
@@ -314,6 +332,13 @@ class Shell:
             return await self.press(int(words[1]))
         if words[0].isdigit() and len(words) == 1:
             return await self.press(int(words[0]))
+        if words[0] == "set" and len(words) >= 3:
+            return await self.set_field(words[1], " ".join(words[2:]))
+        if words[0] == "submit" and len(words) == 1:
+            return await self.submit()
+        if words[0] == "cancel" and len(words) == 1:
+            self.view.form, self.form_values = None, {}
+            return ["Form dropped."]
         if words[0] == "as" and len(words) == 2:
             self.user = words[1]
             return [f"Now acting as {self.user}."]
@@ -329,6 +354,113 @@ class Shell:
         if words[0] in ("help", "?"):
             return HELP.splitlines()
         return ["Type a /course command, a button number, or `help`."]
+
+    # ---- forms (modals) ----------------------------------------------------------------------
+
+    def _input(self, block_id: str) -> dict[str, Any] | None:
+        form = self.view.form or {}
+        return next((b for b in form.get("blocks") or [] if b.get("type") == "input"
+                     and b.get("block_id") == block_id), None)
+
+    async def set_field(self, block_id: str, text: str) -> list[str]:
+        if self.view.form is None:
+            return ["No form is open."]
+        block = self._input(block_id)
+        if block is None:
+            fields = [b.get("block_id") for b in self.view.form.get("blocks") or [] if b.get("type") == "input"]
+            return [f"The form has no field `{block_id}`; its fields: {', '.join(map(str, fields))}."]
+        element = block["element"]
+        kind = str(element.get("type"))
+        value: dict[str, Any] = {"type": kind}
+        if kind in ("static_select", "radio_buttons", "external_select"):
+            options = element.get("options") or []
+            if kind == "external_select":
+                options = await self._suggest(block, text)
+            option = self._pick(options, text)
+            if option is None:
+                listed = [f"  {n}) {self.view._text(o.get('text'))}" for n, o in enumerate(options, start=1)]
+                return [f"Pick one of these for `{block_id}` by number or by a unique part of its name:", *listed]
+            value["selected_option"] = option
+        elif kind == "checkboxes" or kind == "multi_static_select":
+            picks = [self._pick(element.get("options") or [], part) for part in re.split(r"[\s,]+", text)]
+            value["selected_options"] = [o for o in picks if o is not None]
+        elif kind == "multi_users_select":
+            value["selected_users"] = re.findall(r"U[A-Z0-9]+", text)
+        elif kind in ("multi_conversations_select", "multi_channels_select"):
+            key = "selected_conversations" if kind == "multi_conversations_select" else "selected_channels"
+            value[key] = re.findall(r"[CGD][A-Z0-9]+", text)
+        elif kind in ("users_select", "conversations_select", "channels_select"):
+            noun = kind.removesuffix("s_select")
+            value[f"selected_{noun}"] = text.strip()
+        else:
+            value["value"] = text
+        self.form_values[block_id] = {element.get("action_id", block_id): value}
+        return [f"{block_id} set."]
+
+    @staticmethod
+    def _pick(options: list[dict[str, Any]], text: str) -> dict[str, Any] | None:
+        text = text.strip()
+        if text.isdigit() and 1 <= int(text) <= len(options):
+            return options[int(text) - 1]
+        matches = [o for o in options if text.lower() in str((o.get("text") or {}).get("text", "")).lower()
+                   or text == o.get("value")]
+        return matches[0] if len(matches) == 1 else None
+
+    async def _suggest(self, block: dict[str, Any], text: str) -> list[dict[str, Any]]:
+        """Ask the bot for a type-ahead menu's options, as Slack does while someone types."""
+        assert self.view.form is not None
+        payload = {
+            "type": "block_suggestion", "user": {"id": self.user, "team_id": self.ws.team_id},
+            "team": {"id": self.ws.team_id}, "api_app_id": "A0COURSEBOT", "token": "unused",
+            "container": {"type": "view", "view_id": self.view.form.get("id")},
+            "action_id": block["element"].get("action_id"), "block_id": block.get("block_id"),
+            "value": text.strip(), "view": self.view.form,
+        }
+        response = await self._post(slack_requests.interaction(payload))
+        body = response.json() if response.content else {}
+        options = list(body.get("options") or [])
+        for group in body.get("option_groups") or []:
+            options += group.get("options") or []
+        return options
+
+    def _initial_values(self) -> dict[str, dict[str, Any]]:
+        """What Slack would send for the fields nobody touched: their initial values."""
+        values: dict[str, dict[str, Any]] = {}
+        for block in (self.view.form or {}).get("blocks") or []:
+            element = block.get("element") or {}
+            if block.get("type") != "input" or not element:
+                continue
+            value: dict[str, Any] = {"type": element.get("type")}
+            for source, target in (("initial_value", "value"), ("initial_option", "selected_option"),
+                                   ("initial_options", "selected_options"), ("initial_users", "selected_users"),
+                                   ("initial_conversations", "selected_conversations")):
+                if source in element:
+                    value[target] = element[source]
+            if len(value) == 1 and element.get("type") in ("plain_text_input", "number_input"):
+                value["value"] = None
+            values[block["block_id"]] = {element.get("action_id", block["block_id"]): value}
+        return values
+
+    async def submit(self) -> list[str]:
+        if self.view.form is None:
+            return ["No form is open."]
+        values = {**self._initial_values(), **self.form_values}
+        payload = slack_requests.view_submission(user_id=self.user, view=self.view.form, values=values)
+        form, self.view.form = self.view.form, None
+        response = await self._post(slack_requests.interaction(payload))
+        body = response.json() if response.content and response.headers.get("content-type", "").startswith(
+            "application/json") else {}
+        if body.get("response_action") == "errors":
+            self.view.form = form  # still open: fix and submit again
+            self.last_response = response
+            return [f"⚠️ {field}: {message}" for field, message in (body.get("errors") or {}).items()] + \
+                self._drain()
+        self.form_values = {}
+        self.last_response = response
+        lines = self._drain()
+        if body.get("response_action") in ("update", "push") and body.get("view"):
+            lines += self.view.event("view", {"view": body["view"]})
+        return lines or ["Form sent."]
 
     def _users(self) -> list[dict[str, Any]]:
         result = self.ws.dispatch("users.list", {}, self.token)
