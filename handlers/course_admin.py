@@ -159,10 +159,16 @@ async def _submitted(rt: Runtime, ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack(response_action="update", view=view.working_modal(checked.title))
         try:
             creation = await creating
+        except CreationInProgress:
+            return  # the submission that is creating it will announce it
         except (UserFacingError, PlatformError) as exc:
-            reason = exc.text(render.esc) if isinstance(exc, UserFacingError) else render.esc(exc.message)
-            if not isinstance(exc, CreationInProgress):
-                await announce(rt, user, metadata.channel, view.creation_failed_message(checked.title, reason))
+            reason = exc.text(str) if isinstance(exc, UserFacingError) else exc.message
+            await announce(rt, user, metadata.channel, view.creation_failed_message(checked.title, reason))
+            return
+        except Exception:
+            log.exception("creating a course failed")
+            await announce(rt, user, metadata.channel, view.creation_failed_message(
+                checked.title, "something went wrong on my side; the error is in the bot's log."))
             return
     else:
         try:
@@ -179,6 +185,11 @@ async def _submitted(rt: Runtime, ack: AsyncAck, body: dict[str, Any]) -> None:
         except (UserFacingError, PlatformError) as exc:
             reason = exc.text(str) if isinstance(exc, UserFacingError) else exc.message
             await ack(response_action="errors", errors={view.TITLE: f"{reason} Nothing was created."[:2000]})
+            return
+        except Exception:
+            log.exception("creating a course failed")
+            await ack(response_action="errors", errors={
+                view.TITLE: "Something went wrong on my side and nothing was created. The error is in the bot's log."})
             return
         await ack()
     if creation.created:
