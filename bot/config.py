@@ -48,6 +48,7 @@ class Settings(BaseSettings):
     meltingspot_base_url: str = "https://openapi.meltingspot.io"
     meltingspot_api_key: SecretStr | None = None
     meltingspot_requests_per_10s: int = Field(default=100, ge=1)
+    meltingspot_create_members: bool = False  # invite: add people missing from the spot (it emails nobody)
 
     coursebot_managers: Annotated[list[str], NoDecode] = Field(default_factory=list)
     coursebot_approvals_channel: str | None = None

@@ -71,7 +71,7 @@ DIGEST_POSTING = Key("digest:posting:{}:{}", 3 * DAY, "channel+local date: set j
 DIGEST_RETRY = Key("digest:retry:{}:{}", 300, "channel+local date: a failed post waits this long before the next try")
 DIGEST_LAST = Key("digest:last:{}", None, "channel -> JSON {date, as_of, ts} of the last digest posted")
 DIGEST_CATALOG = Key("digest:catalog", 3600, "course titles and lesson->course map (JSON) for the digest")
-DIGEST_LEDGER = Key("digest:ledger", None, "enrolment id -> 'lesson:first-completion-minute,...' (hash): "
+DIGEST_LEDGER = Key("digest:ledger", None, "enrolment id -> 'lesson:first-completion-epoch,...' (hash): "
                     "every completed lesson, so course completions need no per-member reads")
 DIGEST_LEDGER_META = Key("digest:ledger:meta", None, "hash {synced_until, built_at}: the ledger holds every "
                          "completion created before synced_until (epoch seconds)")

@@ -37,6 +37,10 @@ def smooth_per_seconds(count: int, seconds: int) -> RateLimitItem:
     return RateLimitItemPerSecond(count // g, seconds // g)
 
 
+GUARD_SHARE = 0.03  # of the pace window (30 ms for a 1 s window: the pace is at most 3% under the limit)
+GUARD_MAX = 0.25
+
+
 class BudgetExceeded(Exception):
     def __init__(self, retry_at: float) -> None:
         super().__init__(f"budget exhausted until {retry_at}")
@@ -50,6 +54,10 @@ class Budget:
         self, storage: Storage, name: str, pace: RateLimitItem, daily: int | None = None
     ) -> None:
         self.name = name
+        # A unit freed at the window's edge is taken a little after it: the platform counts when a
+        # request arrives, not when it was paced, and arrivals jitter by some milliseconds. Without
+        # this margin a full window here can be one over at the platform (throttled, then retried).
+        self.guard = min(GUARD_MAX, GUARD_SHARE * float(pace.get_expiry()))
         self.pace = pace
         self.daily = RateLimitItemPerDay(daily) if daily else None
         self._limiter = MovingWindowRateLimiter(storage)
@@ -69,7 +77,7 @@ class Budget:
                     await self._limiter.hit(self.daily, self.name)
                 return
             stats = await self._limiter.get_window_stats(self.pace, self.name)
-            delay = max(0.005, min(stats.reset_time - time.time(), float(self.pace.get_expiry())))
+            delay = max(0.005, min(stats.reset_time - time.time(), float(self.pace.get_expiry()))) + self.guard
             if max_wait is not None and time.monotonic() - started + delay > max_wait:
                 raise BudgetExceeded(time.time() + delay)
             await asyncio.sleep(delay)

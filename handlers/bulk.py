@@ -23,7 +23,7 @@ from bot.directory import DirectoryError
 from bot.platforms.base import PlatformError
 from bot.render import bulk as bulk_render
 from bot.runtime import Runtime
-from bot.services.bulk import KINDS, JobRecord
+from bot.services.bulk import KINDS, JobRecord, JobStatus
 from bot.services.errors import NotAllowed, UserFacingError
 from bot.services.resolve import match_courses
 from handlers.commands import Context, run_command, runs
@@ -48,7 +48,7 @@ async def start_job(rt: Runtime, record: JobRecord) -> None:
     """Post the progress message in the DMs of whoever started it, then queue the job."""
     snapshot = await rt.bulk.snapshot(record.id)
     assert snapshot is not None
-    snapshot.record.status, snapshot.record.confirmed_by = record.status, record.confirmed_by
+    snapshot.record.status, snapshot.record.confirmed_by = JobStatus.QUEUED, record.confirmed_by
     posted = await rt.slack.chat_postMessage(channel=record.confirmed_by or record.actor,
                                              **bulk_render.progress_message(snapshot).as_kwargs())
     await rt.bulk.start(record, channel=str(posted["channel"]), ts=str(posted["ts"]))

@@ -71,7 +71,7 @@ async def test_kill_9_halfway_then_a_new_worker_finishes_with_exactly_one_enrolm
 
         second = worker_process(nexudus, slack, tmp_path)
         try:
-            record = await wait_job(redis_client, job_id, timeout=120)
+            record = await wait_job(redis_client, job_id, within=120)
         finally:
             second.send_signal(signal.SIGTERM)
             try:

@@ -409,3 +409,10 @@ async def test_on_meltingspot_the_digest_comes_from_participant_statuses(slack: 
     assert "Finisher Test finished Community 101" in text and "Veteran" not in text
     assert "Stalled: 1" in text and "Stalled Test" in text and "Started Test" not in text
     assert result.digest.chart_label == "courses completed"
+
+
+def test_names_made_of_nothing_but_escapes_still_fit_a_section() -> None:
+    message = digest_message(_digest_of(30, "&<>" * 40))
+    for block in message.blocks:
+        assert len((block.get("text") or {}).get("text", "")) <= SECTION_MAX
+    assert "&amp;&lt;&gt;" in json.dumps(message.blocks) and "<>" not in json.dumps(message.blocks)

@@ -8,6 +8,7 @@ few waiting requests only; the rest are counted and `/course pending` lists them
 from __future__ import annotations
 
 import json
+import re
 from datetime import date, datetime
 from typing import Any
 
@@ -44,12 +45,16 @@ def name(text: str) -> str:
     return esc(text if len(text) <= NAME_MAX else text[: NAME_MAX - 1] + "…")
 
 
-def capped(lines: list[str], more: str, *, limit: int = LIST_LINES) -> str:
-    """Lines joined into one section's text, the overflow replaced by `more` (with {n})."""
-    reserve = len(more) + 12
+def capped(lines: list[str], more: str, *, limit: int = LIST_LINES, used: int = 0) -> str:
+    """Lines joined into one section's text (after `used` characters of it), the overflow replaced
+    by `more` (with {n})."""
+    reserve = used + len(more) + 12
     out: list[str] = []
     size = 0
     for index, line in enumerate(lines):
+        room = SECTION_MAX - reserve - size - 1
+        if index == 0 and len(line) > room:  # one huge line: show its start rather than nothing
+            line = re.sub(r"&[a-z]*$", "", line[: room - 1]) + "…"
         if index >= limit or size + len(line) + 1 > SECTION_MAX - reserve:
             out.append(more.format(n=len(lines) - index))
             break
@@ -139,7 +144,7 @@ def _enrolment_blocks(digest: Digest) -> list[Block]:
     courses = len(digest.new_enrolments)
     title = (f"*:raised_hands: New enrolments: {digest.new_count}* in {courses} course{'s' if courses != 1 else ''}")
     lines = [names_line(g) for g in digest.new_enrolments]
-    return [section(title + "\n" + capped(lines, "…and {n} more courses."))]
+    return [section(title + "\n" + capped(lines, "…and {n} more courses.", used=len(title) + 1))]
 
 
 def _progress_blocks(digest: Digest) -> list[Block]:
@@ -166,7 +171,7 @@ def _stalled_blocks(digest: Digest) -> list[Block]:
     title = (f"*:zzz: Stalled: {digest.stalled_count}*, enrolled {digest.stalled_days} days ago and not started "
              "yet (no lesson completed, no visit since enrolling)")
     lines = [names_line(g) for g in digest.stalled]
-    return [section(title + "\n" + capped(lines, "…and {n} more courses.", limit=10))]
+    return [section(title + "\n" + capped(lines, "…and {n} more courses.", limit=10, used=len(title) + 1))]
 
 
 def chart_line(chart: list[DayCount], *, in_thread: bool) -> str:

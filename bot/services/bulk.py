@@ -618,14 +618,15 @@ class BulkRunner:
             if state.resume_at is not None:
                 await self._wait_for_budget(state)
                 continue
-            batch = [state.queue.popleft() for _ in range(min(step.batch_size, len(state.queue)))]
+            taken: list[tuple[BulkItem, int]] = []
             try:
                 if step.batch_size > 1:
-                    await self._batch(step, state, batch)
+                    await self._batch(step, state, taken)
                 else:
-                    await self._one(step, state, *batch[0])
+                    taken.append(state.queue.popleft())
+                    await self._one(step, state, *taken[0])
             except BudgetExceeded as exc:
-                state.queue.extendleft(reversed(batch))  # nothing was written: they go first once it frees up
+                state.queue.extendleft(reversed(taken))  # nothing was written: they go first once it frees up
                 state.resume_at = max(exc.retry_at, state.resume_at or 0.0)
                 state.changed = True
                 log.info("bulk job %s: daily budget spent; paused until %s", self.job_id, exc.retry_at)
@@ -657,18 +658,21 @@ class BulkRunner:
             return
         await self._record(state, item, Outcome.DONE)
 
-    async def _batch(self, step: BulkStep, state: _Run, batch: list[tuple[BulkItem, int]]) -> None:
-        pending: list[tuple[BulkItem, int]] = []
-        for item, attempts in batch:
+    async def _batch(self, step: BulkStep, state: _Run, pending: list[tuple[BulkItem, int]]) -> None:
+        """Fill `pending` with up to batch_size members who need it (recording the others), then apply."""
+        while state.queue and len(pending) < step.batch_size and not self._stopping(state):
+            item, attempts = state.queue.popleft()
+            fresh = item.key in state.fresh
             try:
-                if await step.check(item, fresh=item.key in state.fresh):
-                    await self._record(state, item, Outcome.DONE if item.key in state.fresh else Outcome.ALREADY)
+                if await step.check(item, fresh=fresh):
+                    await self._record(state, item, Outcome.DONE if fresh else Outcome.ALREADY)
                     continue
             except PlatformError as exc:
-                if not exc.retryable:
+                if exc.retryable and attempts + 1 < MEMBER_ATTEMPTS:
+                    state.queue.append((item, attempts + 1))
+                else:
                     await self._record(state, item, Outcome.FAILED, exc.message)
-                    continue
-                state.fresh.add(item.key)
+                continue
             pending.append((item, attempts))
         if not pending:
             return

@@ -232,11 +232,14 @@ class DigestService:
 
     async def _from_lesson_records(self, digest: Digest, read_from: datetime, missing: list[date]) -> _Reads:
         read_at = datetime.now(UTC)
-        enrolments, completions = await asyncio.gather(
+        enrolment_list, completion_list, catalog = await asyncio.gather(
             self.platform.list_enrolments(created_since=read_from),
             self.platform.list_completed_lessons(since=read_from),
+            self.catalog(),
         )
-        catalog = await self.catalog()
+        # Pages may overlap when records are added while they are read: one record per id.
+        enrolments = list({e.id: e for e in enrolment_list}.values())
+        completions = list({c.id: c for c in completion_list}.values())
         if any(c.lesson_id not in catalog.lessons for c in completions):
             catalog = await self.catalog(refresh=True)
         fresh = self._count_days(missing, [e.created_on for e in enrolments], [c.created_on for c in completions])
@@ -295,8 +298,8 @@ class DigestService:
         fresh = self._count_days(missing, [e.created_on for e in changed], list(completed_at.values()))
         since = digest.since
         digest.chart_label = "courses completed"
-        digest.new_enrolments = self._group(
-            sorted((e for e in changed if _on_or_after(e.created_on, since)), key=_created), catalog)
+        joined = [e for e in changed if _on_or_after(e.created_on, since) and _status(e) != "unenrolled"]
+        digest.new_enrolments = self._group(sorted(joined, key=_created), catalog)
         digest.finished = sorted(
             (Finish(e.course_id, catalog.title(e.course_id, e.course_title), e.member_name or e.member_id,
                     completed_at[e.id])

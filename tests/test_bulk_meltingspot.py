@@ -1,0 +1,135 @@
+"""`/course invite` on MeltingSpot (the local fake, with its request limit on): bulk invites in chunks."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+from pydantic import SecretStr
+
+from bot.config import Platform, Settings
+from bot.shell import Shell
+from bot.slackstub import SlackWorkspace
+from tests.conftest import APPROVALS, GENERAL, MANAGER, REDIS_URL, SLACK_TOKEN
+from tests.fakes.meltingspot import MeltingSpotFake
+from tests.test_bulk import DM, ThreadWorker, click, job_ids, last_response, text_of, wait_job
+
+API_KEY = "ms_bulk_test_key"
+PER_10S = 100  # the bot's budget, and the fake's limit
+
+
+def meltingspot_settings(url: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "redis_url": REDIS_URL, "course_platform": Platform.MELTINGSPOT, "meltingspot_base_url": url,
+        "meltingspot_api_key": SecretStr(API_KEY), "meltingspot_requests_per_10s": PER_10S,
+        "coursebot_managers": [MANAGER], "coursebot_approvals_channel": APPROVALS,
+        "slack_bot_token": SecretStr(SLACK_TOKEN), "slack_signing_secret": SecretStr("unused"),
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@pytest.fixture
+def spot() -> Iterator[tuple[MeltingSpotFake, str]]:
+    fake = MeltingSpotFake(API_KEY, requests_per_10s=PER_10S)
+    with fake.serve() as url:
+        yield fake, url
+
+
+@pytest.fixture
+async def ms_bot(spot: tuple[MeltingSpotFake, str], slack: SlackWorkspace) -> AsyncIterator[Shell]:
+    async with Shell(meltingspot_settings(spot[1]), as_user=MANAGER, workspace=slack) as shell:
+        shell.channel = GENERAL
+        with ThreadWorker(shell.runtime.settings):
+            yield shell
+
+
+def cohort(fake: MeltingSpotFake, ws: SlackWorkspace, count: int) -> list[str]:
+    ids = fake.seed_members(count, domain="spot.example")
+    users = []
+    for n in range(count):
+        users.append(f"UMS{n:05d}")
+        ws.add_user(users[-1], f"m{n}", f"user{n:05d}@spot.example")
+    ws.add_channel("C0SPOT", "spot-cohort", users)
+    return ids
+
+
+def bulk_sizes(fake: MeltingSpotFake) -> list[int]:
+    with fake.lock:
+        return [len(body["spotMemberIds"]) for method, path, body in fake.json_bodies
+                if method == "POST" and path.endswith("participants~bulkInvite")]
+
+
+async def test_a_channel_is_invited_in_chunks_of_at_most_100_within_the_request_budget(
+    spot: tuple[MeltingSpotFake, str], ms_bot: Shell, slack: SlackWorkspace, redis_client: aioredis.Redis,
+) -> None:
+    fake, _ = spot
+    course = fake.add_course("Onboarding")
+    ids = cohort(fake, slack, 230)
+    fake.add_participants(course, ids[:10], "Started")
+    left = fake.add_member("left@spot.example", status="Left")
+    slack.add_user("UMSLEFT", "left", "left@spot.example")
+    slack.add_user("UMSNOTHERE", "notthere", "not.there@elsewhere.example")
+    slack.add_channel("C0SPOT2", "stragglers", ["UMSLEFT", "UMSNOTHERE"])
+
+    out = text_of(await ms_bot.command("invite Onboarding <#C0SPOT|spot-cohort> <#C0SPOT2|stragglers>"))
+    assert "Invite 231 people to Onboarding?" in out and "221 to do, 10 already enrolled" in out
+    assert "requests a second" in out and "MELTINGSPOT_REQUESTS_PER_10S" in out
+    await click(ms_bot, last_response(slack), "bulk_start", channel=GENERAL, ephemeral=True)
+    [job_id] = set(job_ids(json.dumps(last_response(slack))))
+    record = await wait_job(redis_client, job_id)
+    assert record.status.value == "done"
+
+    participants = Counter(p.member_id for p in fake.course_participants(course))
+    assert set(participants) == set(ids) and set(participants.values()) == {1}
+    assert left not in participants
+    sizes = bulk_sizes(fake)
+    assert sizes[:2] == [100, 100] and max(sizes) <= 100
+    # The chunk holding the member who left the spot is refused (400) and halved until that one is alone.
+    assert len(sizes) <= 3 + 2 * 6
+    assert fake.throttled == 0
+
+    report = json.dumps(slack.messages(DM)[-1]["blocks"])
+    assert "Invited*\\n220" in report and "Already enrolled*\\n10" in report
+    assert "Not found on MeltingSpot*\\n1" in report and "not.there@elsewhere.example" in report
+    assert "Failed*\\n1" in report and "Malformed payload" in report  # the one who left the spot
+    rows = list(csv.DictReader(io.StringIO(slack.files[0]["bytes"].decode())))
+    assert len(rows) == 232
+
+
+async def test_missing_spot_members_are_reported_and_not_created_by_default(
+    spot: tuple[MeltingSpotFake, str], ms_bot: Shell, slack: SlackWorkspace, redis_client: aioredis.Redis,
+) -> None:
+    fake, _ = spot
+    course = fake.add_course("Onboarding")
+    fake.add_member("ada@example.com")
+    out = text_of(await ms_bot.command("invite Onboarding ada@example.com newbie@example.com"))
+    [job_id] = set(job_ids(out) or job_ids(json.dumps(slack.messages(DM))))
+    await wait_job(redis_client, job_id)
+    assert len(fake.course_participants(course)) == 1
+    assert "newbie@example.com" in json.dumps(slack.messages(DM)[-1]["blocks"])
+    with fake.lock:
+        assert not any(m.email == "newbie@example.com" for m in fake.members.values())
+
+
+async def test_with_meltingspot_create_members_missing_people_are_added_to_the_spot_then_invited(
+    spot: tuple[MeltingSpotFake, str], slack: SlackWorkspace, redis_client: aioredis.Redis,
+) -> None:
+    fake, url = spot
+    course = fake.add_course("Onboarding")
+    async with Shell(meltingspot_settings(url, meltingspot_create_members=True), as_user=MANAGER,
+                     workspace=slack) as shell:
+        shell.channel = GENERAL
+        with ThreadWorker(shell.runtime.settings):
+            out = text_of(await shell.command("invite Onboarding newbie@example.com"))
+            [job_id] = set(job_ids(out) or job_ids(json.dumps(slack.messages(DM))))
+            await wait_job(redis_client, job_id)
+    [participant] = fake.course_participants(course)
+    with fake.lock:
+        assert fake.members[participant.member_id].email == "newbie@example.com"
