@@ -42,6 +42,7 @@ EMOJI = {
     "link": "🔗", "tada": "🎉", "white_circle": "⚪", "information_source": "ℹ️", "no_entry_sign": "🚫",
     "bell": "🔔", "inbox_tray": "📥", "chart_with_upwards_trend": "📈", "raised_hands": "🙌", "zzz": "💤",
     "arrows_counterclockwise": "🔄", "clipboard": "📋", "mortar_board": "🎓", "email": "📧",
+    "rocket": "🚀", "double_vertical_bar": "⏸️", "alarm_clock": "⏰", "wastebasket": "🗑️",
 }
 
 HELP = """Type /course commands as the Slack user shown in the prompt. Shell commands:
