@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import sys
@@ -51,6 +52,10 @@ def serve(port: int | None) -> None:
                     "other processes nor kept across restarts; run a single process, or set REDIS_URL.")
     runtime = Runtime.create(settings)
     web = build_web(runtime)
+    # Keep collector pauses out of the 3-second ack path: what was loaded at start is never
+    # garbage, and a busy process allocates many short-lived objects per request.
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
     log.info("coursebot serving %s on port %s", settings.course_platform.value, port or settings.port)
     uvicorn.run(web, host="0.0.0.0", port=port or settings.port, log_level="warning", access_log=False,
                 backlog=2048)
