@@ -24,7 +24,7 @@ from bot.platforms.base import PlatformError
 from bot.render import bulk as bulk_render
 from bot.runtime import Runtime
 from bot.services.bulk import KINDS, JobRecord, JobStatus
-from bot.services.errors import NotAllowed, UserFacingError
+from bot.services.errors import UserFacingError
 from bot.services.resolve import match_courses
 from handlers.commands import Context, run_command, runs
 
@@ -113,16 +113,9 @@ async def _dm(rt: Runtime, user: str, message: render.Message) -> None:
 
 
 def _error_message(exc: Exception) -> render.Message:
-    if isinstance(exc, NotAllowed):
-        return render.refusal_message(exc.text(render.esc))
-    if isinstance(exc, UserFacingError):
-        return render.user_error_message(exc)
-    if isinstance(exc, DirectoryError):
-        return render.simple(f":warning: {render.esc(exc.message)}")
-    if isinstance(exc, PlatformError):
-        return render.platform_error_message(exc)
-    log.error("bulk job button failed", exc_info=exc)
-    return render.internal_error_message()
+    if not isinstance(exc, render.EXPECTED_ERRORS):
+        log.error("bulk job button failed", exc_info=exc)
+    return render.error_message(exc)
 
 
 def register(app: AsyncApp, rt: Runtime) -> None:

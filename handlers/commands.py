@@ -11,11 +11,9 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
 from bot import render
 from bot.commands import Invocation, ParseError, parse, visible_commands
-from bot.directory import DirectoryError
 from bot.platforms.base import Capability, PlatformError
 from bot.runtime import Runtime
 from bot.services.enrolment import Action, MemberStatus
-from bot.services.errors import NotAllowed, UserFacingError
 from bot.store import audit
 
 log = logging.getLogger(__name__)
@@ -107,20 +105,14 @@ async def run_command(rt: Runtime, inv: Invocation, ctx: Context) -> render.Mess
         if runner is None:
             return render.simple(f":information_source: `/course {inv.name}` is not available in this version.")
         return await runner(rt, inv, ctx)
-    except NotAllowed as exc:
-        return render.refusal_message(exc.text(render.esc))
-    except UserFacingError as exc:
-        return render.user_error_message(exc)
-    except DirectoryError as exc:
-        return render.simple(f":warning: {render.esc(exc.message)}")
-    except PlatformError as exc:
-        log.warning("platform error on %s: %s", inv.name, exc.message)
-        await audit(rt.redis, actor=user, action=inv.name, target=inv.text[:200], outcome="platform error",
-                    detail=exc.message)
-        return render.platform_error_message(exc)
-    except Exception:
-        log.exception("command %s failed", inv.name)
-        return render.internal_error_message()
+    except Exception as exc:
+        if isinstance(exc, PlatformError):
+            log.warning("platform error on %s: %s", inv.name, exc.message)
+            await audit(rt.redis, actor=user, action=inv.name, target=inv.text[:200], outcome="platform error",
+                        detail=exc.message)
+        elif not isinstance(exc, render.EXPECTED_ERRORS):
+            log.exception("command %s failed", inv.name)
+        return render.error_message(exc)
 
 
 def register(app: AsyncApp, rt: Runtime) -> None:

@@ -15,7 +15,6 @@ from slack_sdk.errors import SlackApiError
 
 from bot import render
 from bot.commands import Invocation, Ref, RefKind
-from bot.directory import DirectoryError
 from bot.platforms.base import PlatformError, ValidationFailed
 from bot.render import courses as view
 from bot.runtime import Runtime
@@ -313,17 +312,13 @@ async def _guarded(rt: Runtime, user: str, action: str, target: str, work: Await
         return await _progress_reply(work)
     except NotAllowed:
         raise
-    except UserFacingError as exc:
-        return render.user_error_message(exc)
-    except DirectoryError as exc:
-        return render.simple(f":warning: {render.esc(exc.message)}")
-    except PlatformError as exc:
-        await audit(rt.redis, actor=user, action=action, target=target[:200], outcome="platform error",
-                    detail=exc.message)
-        return render.platform_error_message(exc)
-    except Exception:
-        log.exception("%s button failed", action)
-        return render.internal_error_message()
+    except Exception as exc:
+        if isinstance(exc, PlatformError):
+            await audit(rt.redis, actor=user, action=action, target=target[:200], outcome="platform error",
+                        detail=exc.message)
+        elif not isinstance(exc, render.EXPECTED_ERRORS):
+            log.exception("%s button failed", action)
+        return render.error_message(exc)
 
 
 def _suggester(rt: Runtime, kind: str) -> Callable[[AsyncAck, dict[str, Any]], Awaitable[None]]:

@@ -276,8 +276,13 @@ class NexudusPlatform(CoursePlatform):
         body = await self._get_json(path, {**params, "page": 1, "size": 1})
         return int((body or {}).get("TotalItems") or 0)
 
-    async def _mutate(self, method: str, path: str, body: Any, *, idempotent: bool = True) -> Mutation:
+    async def _mutate(
+        self, method: str, path: str, body: Any = None, *, idempotent: bool = True, missing_ok: bool = False
+    ) -> Mutation:
+        """One write, checked by HTTP status AND the envelope; `missing_ok`: a 404 means already done."""
         response = await self._request(method, path, json=body, write=True, idempotent=idempotent)
+        if missing_ok and response.status_code == 404:
+            return Mutation()
         payload = _json(response)
         fallback = f"Nexudus answered {response.status_code} without saying why."
         if response.status_code >= 400:
@@ -636,16 +641,7 @@ class NexudusPlatform(CoursePlatform):
     async def delete_completed_lesson(self, completed_id: str) -> None:
         if not completed_id.isdigit():
             return
-        response = await self._request("DELETE", f"{COMPLETED}/{completed_id}", write=True)
-        if response.status_code == 404:
-            return  # already gone: what the caller wanted
-        payload = _json(response)
-        fallback = f"Nexudus answered {response.status_code} without saying why."
-        if response.status_code >= 400:
-            raise _refusal(payload, fallback)
-        mutation = Mutation.model_validate(payload or {})
-        if mutation.WasSuccessful is False or mutation.Errors:
-            raise _refusal(payload, fallback)
+        await self._mutate("DELETE", f"{COMPLETED}/{completed_id}", missing_ok=True)  # gone already: fine
 
     # ---- course creation ------------------------------------------------------------------
 

@@ -13,10 +13,11 @@ from datetime import datetime
 from typing import Any
 
 from bot.commands import CommandSpec, ParseError
+from bot.directory import DirectoryError
 from bot.models import AccessState, Course, EnrolmentCounts, Member, Visibility
 from bot.platforms.base import PlatformError
 from bot.services.enrolment import Action, ChangeResult, CourseRow, CourseStatus, LinkResult, MemberStatus
-from bot.services.errors import CourseAmbiguous, CourseNotFound, MemberAmbiguous, UserFacingError
+from bot.services.errors import CourseAmbiguous, CourseNotFound, MemberAmbiguous, NotAllowed, UserFacingError
 
 Block = dict[str, Any]
 
@@ -286,6 +287,22 @@ def platform_error_message(error: PlatformError) -> Message:
 
 def refusal_message(reason: str) -> Message:
     return simple(f":no_entry_sign: {esc(reason)}")
+
+
+EXPECTED_ERRORS = (UserFacingError, DirectoryError, PlatformError)
+
+
+def error_message(exc: Exception) -> Message:
+    """What the user reads when a command or a click fails: one mapping for every surface."""
+    if isinstance(exc, NotAllowed):
+        return refusal_message(exc.text(esc))
+    if isinstance(exc, UserFacingError):
+        return user_error_message(exc)
+    if isinstance(exc, DirectoryError):
+        return simple(f":warning: {esc(exc.message)}")
+    if isinstance(exc, PlatformError):
+        return platform_error_message(exc)
+    return internal_error_message()
 
 
 def internal_error_message() -> Message:
