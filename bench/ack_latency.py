@@ -19,7 +19,7 @@ from typing import Any
 import aiohttp
 
 from bench._support import ChildServer, Command, free_port, percentile
-from bot import slack_requests
+from devtools import requests as slack_requests
 
 SECRET = "bench-signing-secret"
 TOKEN = "xoxb-bench"
@@ -29,7 +29,7 @@ REDIS_URL = "redis://127.0.0.1:6379/8"
 # ---- the servers (module-level builders: they run in child processes) ------------------
 
 def build_slack() -> Any:
-    from bot.slackstub import SlackWorkspace, create_app
+    from devtools.slack_stub import SlackWorkspace, create_app
 
     ws = SlackWorkspace(TOKEN)
     ws.add_user("U0MANAGER", "manager", "manager@example.com")
@@ -37,7 +37,7 @@ def build_slack() -> Any:
 
 
 def build_nexudus() -> Any:
-    from tests.fakes.nexudus import NexudusFake
+    from devtools.fakes.nexudus import NexudusFake
 
     fake = NexudusFake(delay=2.0)
     business = fake.add_business("Bench Hub")

@@ -30,12 +30,12 @@ import httpx
 import redis
 
 from bench._support import Command, free_port, percentile
-from bot import slack_requests
-from bot.config import Platform, Settings
-from bot.localserver import ServerThread
+from bot.core.config import Platform, Settings
 from bot.runtime import Runtime
-from bot.slackstub import SlackWorkspace, create_app
-from tests.fakes.nexudus import NexudusFake
+from devtools import requests as slack_requests
+from devtools.fakes.nexudus import NexudusFake
+from devtools.servers import ServerThread
+from devtools.slack_stub import SlackWorkspace, create_app
 
 SECRET = "bench-signing-secret"
 TOKEN = "xoxb-bench"

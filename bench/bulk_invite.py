@@ -36,10 +36,10 @@ import redis.asyncio as aioredis
 from pydantic import SecretStr
 
 from bench._support import ChildServer
-from bot.commands import Ref, RefKind
-from bot.config import Settings
+from bot.bulk.service import load_record
+from bot.core.config import Settings
+from bot.core.grammar import Ref, RefKind
 from bot.runtime import Runtime
-from bot.services.bulk import load_record
 from handlers.bulk import start_job
 
 REDIS_URL = "redis://127.0.0.1:6379/7"
@@ -69,7 +69,7 @@ class _WithStats:
 
 
 def build_slack(members: int, prefix: str) -> Any:
-    from bot.slackstub import SlackWorkspace, create_app
+    from devtools.slack_stub import SlackWorkspace, create_app
 
     ws = SlackWorkspace(TOKEN)
     ws.add_user(MANAGER, "manager", "manager@example.com")
@@ -84,7 +84,7 @@ def build_slack(members: int, prefix: str) -> Any:
 
 
 def build_nexudus(members: int) -> Any:
-    from tests.fakes.nexudus import NexudusFake
+    from devtools.fakes.nexudus import NexudusFake
 
     fake = NexudusFake(writes_per_minute=WRITES_PER_MINUTE)
     business = fake.add_business("Bench Hub")
@@ -103,7 +103,7 @@ def build_nexudus(members: int) -> Any:
 
 
 def build_spot(members: int) -> Any:
-    from tests.fakes.meltingspot import MeltingSpotFake
+    from devtools.fakes.meltingspot import MeltingSpotFake
 
     fake = MeltingSpotFake(SPOT_KEY, requests_per_10s=SPOT_PER_10S)
     fake.add_course("Onboarding")

@@ -28,14 +28,15 @@ import httpx
 from pydantic import SecretStr
 
 from bench._support import ChildServer, percentile
-from bot import slack_requests, store
-from bot.config import Platform, Settings
-from bot.localserver import ServerThread
-from bot.pacing import Budget, make_storage, smooth_per_minute
+from bot.core import store
+from bot.core.config import Platform, Settings
+from bot.core.pacing import Budget, make_storage, smooth_per_minute
+from bot.courses import render as view
 from bot.platforms.nexudus import LESSONS, NexudusPlatform
-from bot.render import courses as view
-from bot.shell import Shell
-from bot.slackstub import SlackWorkspace, create_app
+from devtools import requests as slack_requests
+from devtools.servers import ServerThread
+from devtools.shell import Shell
+from devtools.slack_stub import SlackWorkspace, create_app
 
 TOKEN = "xoxb-bench"
 MANAGER = "U0MANAGER"
@@ -45,7 +46,7 @@ CHANNEL = "C0WORKSHOP"
 # ---- the fake Nexudus (module-level builder: it runs in a child process, set up by env vars) ------
 
 def build_nexudus() -> Any:
-    from tests.fakes.nexudus import NexudusFake
+    from devtools.fakes.nexudus import NexudusFake
 
     env = os.environ
     writes = int(env.get("BENCH_WRITES_PER_MINUTE", "0")) or None

@@ -1,6 +1,6 @@
 """What does the daily digest cost a big Nexudus tenant, per morning?
 
-A local Nexudus (tests/fakes/nexudus.py, in its own process) holds 20,000 enrolments and
+A local Nexudus (devtools/fakes/nexudus.py, in its own process) holds 20,000 enrolments and
 200,000 completed lessons spread over a year, 40 courses, a few requests waiting for
 approval. 500 of those records changed today (100 new enrolments, 400 completed lessons).
 
@@ -37,6 +37,7 @@ from zoneinfo import ZoneInfo
 import httpx
 
 from bench._support import ChildServer
+from bot.digest import keys as digest_keys
 
 TOKEN = "xoxb-bench"
 CHANNEL = "C0DIGEST"
@@ -47,7 +48,7 @@ REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/11")
 # ---- the servers (module-level builders: they run in child processes) ------------------------------
 
 def build_slack() -> Any:
-    from bot.slackstub import SlackWorkspace, create_app
+    from devtools.slack_stub import SlackWorkspace, create_app
 
     ws = SlackWorkspace(TOKEN)
     ws.add_user("U0MANAGER", "manager", "manager@example.com")
@@ -62,7 +63,7 @@ def build_nexudus(now_iso: str, enrolments: int, completions: int, today: int) -
     from starlette.responses import JSONResponse
     from starlette.routing import Mount, Route
 
-    from tests.fakes.nexudus import NexudusFake
+    from devtools.fakes.nexudus import NexudusFake
 
     rng = random.Random(42)
     now = datetime.fromisoformat(now_iso)
@@ -166,9 +167,8 @@ async def run(enrolments: int, completions: int, today: int) -> None:
     import time_machine
     from pydantic import SecretStr
 
-    from bot import keys
-    from bot.config import Platform, Settings
-    from bot.digest_sender import send_digest
+    from bot.core.config import Platform, Settings
+    from bot.digest.sender import send_digest
     from bot.runtime import Runtime
 
     now = datetime.now(UTC).replace(microsecond=0)
@@ -202,7 +202,7 @@ async def run(enrolments: int, completions: int, today: int) -> None:
                 cold_requests = await requests_made()
                 added = (await control.post("/__bench/today")).json()
                 await requests_made()
-                await rt.redis.delete(keys.DIGEST_CATALOG())  # a day later, the one-hour cache has expired
+                await rt.redis.delete(digest_keys.DIGEST_CATALOG())  # a day later, the one-hour cache has expired
                 warm, warm_time, warm_peak = await measured(lambda: send_digest(rt))
                 warm_requests = await requests_made()
             finally:

@@ -9,8 +9,8 @@ import sys
 
 import click
 
-from bot import logs
-from bot.config import ConfigError, Settings, exit_on_config_error, load_settings
+from bot.core import logs
+from bot.core.config import ConfigError, Settings, exit_on_config_error, load_settings
 
 log = logging.getLogger("coursebot")
 
@@ -83,7 +83,7 @@ def shell(as_user: str | None) -> None:
     """Try the bot in the terminal: type /course commands as a Slack user; no Slack needed."""
     import asyncio
 
-    from bot.shell import run_shell
+    from devtools.shell import run_shell
 
     settings = _settings()
     logging.getLogger().setLevel(os.environ.get("LOG_LEVEL", "WARNING"))
@@ -96,7 +96,7 @@ def digest(dry_run: bool) -> None:
     """Build today's digest; without --dry-run post it now (once per channel per day)."""
     import asyncio
 
-    from bot.digest_cli import run_digest_command
+    from bot.digest.cli import run_digest_command
 
     settings = _settings()
     if not dry_run:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
@@ -13,18 +14,18 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot import store
-from bot.approvals_slack import SlackBoard
-from bot.config import Platform, Settings
-from bot.directory import Directory, SlackDirectory
-from bot.jobs import InProcessJobQueue, JobQueue, SaqJobQueue
-from bot.pacing import Budget, make_storage, smooth_per_minute, smooth_per_seconds
-from bot.permissions import Permissions
+from bot.approvals.board import SlackBoard
+from bot.approvals.service import ApprovalService
+from bot.bulk.service import BulkService
+from bot.core import store
+from bot.core.config import Platform, Settings
+from bot.core.jobs import InProcessJobQueue, JobQueue, SaqJobQueue
+from bot.core.pacing import Budget, make_storage, smooth_per_minute, smooth_per_seconds
+from bot.core.permissions import Permissions
+from bot.core.store import Redis
+from bot.enrolment.service import EnrolmentService
 from bot.platforms.base import CoursePlatform
-from bot.services.approvals import ApprovalService
-from bot.services.bulk import BulkService
-from bot.services.enrolment import EnrolmentService
-from bot.store import Redis
+from bot.slack.directory import Directory, SlackDirectory
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +106,12 @@ class Runtime:
             ),
         )
         if isinstance(jobs, InProcessJobQueue):
-            jobs.runtime = runtime
+            from bot.background import JOBS
+
+            async def run(name: str, kwargs: dict[str, Any]) -> None:
+                await JOBS[name](runtime, kwargs)
+
+            jobs.runner = run
         return runtime
 
     async def aclose(self) -> None:

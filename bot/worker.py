@@ -8,18 +8,17 @@ import logging
 import signal
 from typing import Any
 
-from bot import features
-from bot.config import Settings
-from bot.jobs import HEARTBEAT_EVERY, JOBS, PERIODIC, SWEEP_SECONDS, SaqJobQueue, run_periodic
+from bot.background import JOBS, PERIODIC
+from bot.core.config import Settings
+from bot.core.jobs import HEARTBEAT_EVERY, SWEEP_SECONDS, SaqJobQueue, run_periodic
 from bot.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
 
 def start_periodic(rt: Runtime, stop: asyncio.Event) -> list[asyncio.Task[None]]:
-    features.load()
-    return [asyncio.create_task(run_periodic(rt, task, stop), name=f"periodic:{name}")
-            for name, task in PERIODIC.items()]
+    return [asyncio.create_task(run_periodic(rt, task, stop), name=f"periodic:{task.name}")
+            for task in PERIODIC]
 
 
 async def _heartbeat(job: Any) -> None:
@@ -63,7 +62,6 @@ def saq_worker(rt: Runtime, *, concurrency: int = 10) -> Any:
 
 async def run_worker(settings: Settings, *, concurrency: int = 10) -> None:
     rt = Runtime.create(settings)
-    features.load()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

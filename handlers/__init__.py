@@ -8,7 +8,7 @@ from __future__ import annotations
 from slack_bolt.async_app import AsyncApp
 
 from bot.runtime import Runtime
-from handlers import approvals, bulk, commands, course_admin, digest, home
+from handlers import approvals, bulk, commands, courses, digest, home
 
 
 def register(app: AsyncApp, runtime: Runtime) -> None:
@@ -17,4 +17,4 @@ def register(app: AsyncApp, runtime: Runtime) -> None:
     home.register(app, runtime)
     digest.register(app, runtime)
     bulk.register(app, runtime)
-    course_admin.register(app, runtime)
+    courses.register(app, runtime)

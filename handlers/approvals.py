@@ -17,14 +17,14 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot import render
-from bot.approvals_store import Decision
-from bot.commands import Invocation
-from bot.pacing import Budget
+from bot.approvals import render as cards
+from bot.approvals.service import CardRef, DecisionResult, Outcome
+from bot.approvals.store import Decision
+from bot.core.grammar import Invocation
+from bot.core.pacing import Budget
+from bot.core.store import audit
 from bot.platforms.base import PlatformError
-from bot.render import approvals as cards
 from bot.runtime import Runtime
-from bot.services.approvals import CardRef, DecisionResult, Outcome
-from bot.store import audit
 from handlers.commands import Context, runs
 
 log = logging.getLogger(__name__)

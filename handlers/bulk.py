@@ -1,7 +1,7 @@
 """`/course invite`, its form, and the buttons of bulk jobs (Start / Cancel before it runs, Cancel while it runs).
 
 `plan_and_start` is the whole Slack side of a bulk job, for any kind registered in
-bot.services.bulk: resolve and plan, then either ask (confirmation with Start / Cancel) or
+bot.bulk.service: resolve and plan, then either ask (confirmation with Start / Cancel) or
 start at once (post the progress message in the manager's DMs and queue the job).
 """
 
@@ -16,16 +16,16 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_sdk.errors import SlackApiError
 
-import bot.bulk_jobs  # noqa: F401  (registers the "bulk" job wherever it can be queued, embedded store included)
 from bot import render
-from bot.commands import COMMANDS, Invocation, Ref, RefKind, parse_ref
-from bot.directory import DirectoryError
+from bot.bulk import render as bulk_render
+from bot.bulk.kinds import KINDS
+from bot.bulk.service import JobRecord, JobStatus
+from bot.core.errors import UserFacingError
+from bot.core.grammar import COMMANDS, Invocation, Ref, RefKind, parse_ref
+from bot.enrolment.resolve import match_courses
 from bot.platforms.base import PlatformError
-from bot.render import bulk as bulk_render
 from bot.runtime import Runtime
-from bot.services.bulk import KINDS, JobRecord, JobStatus
-from bot.services.errors import UserFacingError
-from bot.services.resolve import match_courses
+from bot.slack.directory import DirectoryError
 from handlers.commands import Context, run_command, runs
 
 log = logging.getLogger(__name__)

@@ -10,11 +10,11 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
 from bot import render
-from bot.commands import Invocation, ParseError, parse, visible_commands
+from bot.core.grammar import Invocation, ParseError, parse, visible_commands
+from bot.core.store import audit
+from bot.enrolment.service import Action, MemberStatus
 from bot.platforms.base import Capability, PlatformError
 from bot.runtime import Runtime
-from bot.services.enrolment import Action, MemberStatus
-from bot.store import audit
 
 log = logging.getLogger(__name__)
 

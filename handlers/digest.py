@@ -12,20 +12,21 @@ from redis.exceptions import LockError
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_sdk.errors import SlackApiError
 
-from bot import keys, render
-from bot.approvals_store import Decision
-from bot.commands import Invocation, Ref, RefKind
-from bot.digest_sender import schedule, service
-from bot.directory import DirectoryError
+from bot import render
+from bot.approvals import render as cards
+from bot.approvals.service import Outcome
+from bot.approvals.store import Decision
+from bot.core.errors import UserFacingError
+from bot.core.grammar import Invocation, Ref, RefKind
+from bot.core.store import audit
+from bot.digest import keys as digest_keys
+from bot.digest import render as render_digest
+from bot.digest.sender import schedule, service
+from bot.digest.service import utcnow
+from bot.enrolment.service import Action
 from bot.platforms.base import PlatformError
-from bot.render import approvals as cards
-from bot.render import digest as render_digest
 from bot.runtime import Runtime
-from bot.services.approvals import Outcome
-from bot.services.digest import utcnow
-from bot.services.enrolment import Action
-from bot.services.errors import UserFacingError
-from bot.store import audit
+from bot.slack.directory import DirectoryError
 from handlers.commands import Context, runs
 
 log = logging.getLogger(__name__)
@@ -52,10 +53,10 @@ async def decide(rt: Runtime, user: str, action: Action,
         await audit(rt.redis, actor=user, action=action.value, target=f"enrolment {enrolment_id}",
                     outcome="refused", detail="not a manager (digest button)")
         return render.refusal_message(rt.permissions.refusal()), None
-    claim_key = keys.DIGEST_DECISION(enrolment_id)
+    claim_key = digest_keys.DIGEST_DECISION(enrolment_id)
     now = datetime.now(UTC)
     claim = json.dumps({"user": user, "action": action.value, "at": now.timestamp()})
-    if not await rt.redis.set(claim_key, claim, nx=True, ex=keys.DIGEST_DECISION.ttl):
+    if not await rt.redis.set(claim_key, claim, nx=True, ex=digest_keys.DIGEST_DECISION.ttl):
         earlier = json.loads(await rt.redis.get(claim_key) or "{}")
         if not earlier:  # released between our SET and GET: someone's attempt failed; let this click retry
             return render.simple(":hourglass_flowing_sand: Someone else just tried this one. Try again."), None
@@ -95,7 +96,8 @@ async def decide_request(rt: Runtime, user: str, action: Action,
 async def update_card(rt: Runtime, channel: str, ts: str, enrolment_id: str, outcome: render.Block,
                       fallback: dict[str, Any]) -> None:
     """Replace the request's buttons in the posted digest with its outcome (one writer at a time)."""
-    lock = rt.redis.lock(keys.DIGEST_CARD_LOCK(ts), timeout=keys.DIGEST_CARD_LOCK.ttl, blocking_timeout=15)
+    lock = rt.redis.lock(digest_keys.DIGEST_CARD_LOCK(ts), timeout=digest_keys.DIGEST_CARD_LOCK.ttl,
+                         blocking_timeout=15)
     if not await lock.acquire():
         return
     try:

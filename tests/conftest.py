@@ -1,7 +1,7 @@
 """Shared fixtures: a real Redis server, a local Nexudus, a local Slack, and the bot between them.
 
 Tests reach the bot only the way Slack does: signed HTTP requests to POST /slack/events
-(through `bot.shell.Shell`, which also renders replies as the shell shows them).
+(through `devtools.shell.Shell`, which also renders replies as the shell shows them).
 """
 
 from __future__ import annotations
@@ -19,11 +19,11 @@ import redis
 import redis.asyncio as aioredis
 from pydantic import SecretStr
 
-from bot.config import Platform, Settings
-from bot.localserver import ServerThread
-from bot.shell import Shell
-from bot.slackstub import SlackWorkspace, create_app
-from tests.fakes.nexudus import NexudusFake
+from bot.core.config import Platform, Settings
+from devtools.fakes.nexudus import NexudusFake
+from devtools.servers import ServerThread
+from devtools.shell import Shell
+from devtools.slack_stub import SlackWorkspace, create_app
 
 REDIS_URL = os.environ.get("COURSEBOT_TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
 

@@ -19,16 +19,17 @@ import httpx
 import redis.asyncio as aioredis
 from pydantic import SecretStr
 
-from bot import features, keys, slack_requests
-from bot.approvals_tasks import approval_sync
-from bot.config import Platform, Settings
+from bot.approvals import keys as approval_keys
+from bot.approvals.service import SyncReport
+from bot.approvals.tasks import approval_sync
+from bot.core.config import Platform, Settings
 from bot.runtime import Runtime
-from bot.services.approvals import SyncReport
-from bot.shell import Shell
-from bot.slackstub import SlackWorkspace
+from devtools import requests as slack_requests
+from devtools.fakes.meltingspot import MeltingSpotFake
+from devtools.servers import ServerThread
+from devtools.shell import Shell
+from devtools.slack_stub import SlackWorkspace
 from tests.conftest import APPROVALS, MANAGER, OUTSIDER, REDIS_URL, Tenant, nexudus_settings
-from tests.fakes.meltingspot import MeltingSpotFake
-from tests.fakes.server import ServerThread
 
 # ---- helpers ------------------------------------------------------------------------------
 
@@ -179,7 +180,6 @@ async def test_the_sync_posts_one_card_per_waiting_enrolment_and_a_restarted_wor
     assert "Analytical Engines" in text(figma) and "Paid" in text(figma)
 
     async with runtime(nexudus, slack) as rt:  # a restarted worker: fresh process state, same Redis
-        features.load()
         await approval_sync(rt)  # the worker's periodic task itself
     assert (await sync(nexudus, slack)).posted == 0
     assert len(cards(slack)) == 2 and slack.call_count("chat.postMessage") == 2
@@ -228,7 +228,7 @@ async def test_after_redis_loses_everything_the_cards_are_found_again_not_posted
     assert slack.call_count("chat.postMessage") == 2
     assert slack.calls_to("conversations.history")[0]["include_all_metadata"] in ("1", "true", True)
     for ts, request_id in before.items():  # the old buttons point at the rebuilt requests
-        assert await redis_client.hget(keys.REQUEST(request_id), "card_ts") == json.dumps(ts)
+        assert await redis_client.hget(approval_keys.REQUEST(request_id), "card_ts") == json.dumps(ts)
     assert (await sync(nexudus, slack)).posted == 0
 
 
@@ -361,7 +361,7 @@ async def test_a_platform_failure_leaves_a_retryable_card_and_retry_then_works(
     assert set(buttons(card)) == {"approval_retry", "approval_block"}
     assert record(nexudus, "founders", "ann")["Approved"] is False
     request_id = buttons(card)["approval_retry"]["value"]
-    assert await redis_client.get(keys.DECISION(request_id)) is None  # the claim was released
+    assert await redis_client.get(approval_keys.DECISION(request_id)) is None  # the claim was released
 
     await click(bot, card, "approval_retry")
     assert record(nexudus, "founders", "ann")["Approved"] is True
@@ -479,7 +479,6 @@ async def test_approve_all_goes_through_the_exactly_once_path_in_the_worker(
     await click(bot, card_for(slack, "Jo Ann"), "approval_approve")  # decided meanwhile, from her card
     body = click_body(slack, listing, "approval_approve_all", ephemeral=True,
                       element={**approve_all, "block_id": "approval-all"})
-    features.load()
     worker = saq_worker(bot.runtime)
     task = asyncio.create_task(worker.start())
     try:

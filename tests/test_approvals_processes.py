@@ -19,10 +19,10 @@ from pathlib import Path
 import httpx
 import redis.asyncio as aioredis
 
-from bot import slack_requests
-from bot.slackstub import SlackWorkspace
+from devtools import requests as slack_requests
+from devtools.servers import free_port
+from devtools.slack_stub import SlackWorkspace
 from tests.conftest import APPROVALS, MANAGER, OUTSIDER, REDIS_URL, SLACK_TOKEN, Tenant
-from tests.fakes.server import free_port
 from tests.test_approvals import (
     buttons,
     card_for,

@@ -22,13 +22,13 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 
-from bot import features, slack_requests
-from bot.config import Settings
+from bot.bulk.service import JobRecord, load_record
+from bot.core.config import Settings
 from bot.runtime import Runtime
-from bot.services.bulk import JobRecord, load_record
-from bot.shell import Shell
-from bot.slackstub import SlackWorkspace
 from bot.worker import saq_worker
+from devtools import requests as slack_requests
+from devtools.shell import Shell
+from devtools.slack_stub import SlackWorkspace
 from tests.conftest import GENERAL, MANAGER, Tenant, nexudus_settings
 
 DM = f"D{MANAGER}"
@@ -47,7 +47,6 @@ class ThreadWorker:
 
     async def _main(self) -> None:
         rt = Runtime.create(self.settings)
-        features.load()
         worker = saq_worker(rt, concurrency=self.concurrency)
         task = asyncio.create_task(worker.start())
         await asyncio.to_thread(self._stop.wait)

@@ -13,11 +13,11 @@ import pytest
 import redis.asyncio as aioredis
 from pydantic import SecretStr
 
-from bot.config import Platform, Settings
-from bot.shell import Shell
-from bot.slackstub import SlackWorkspace
+from bot.core.config import Platform, Settings
+from devtools.fakes.meltingspot import MeltingSpotFake
+from devtools.shell import Shell
+from devtools.slack_stub import SlackWorkspace
 from tests.conftest import APPROVALS, GENERAL, MANAGER, REDIS_URL, SLACK_TOKEN
-from tests.fakes.meltingspot import MeltingSpotFake
 from tests.test_bulk import DM, ThreadWorker, click, job_ids, last_response, text_of, wait_job
 
 API_KEY = "ms_bulk_test_key"

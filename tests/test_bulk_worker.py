@@ -14,9 +14,9 @@ from pathlib import Path
 
 import redis.asyncio as aioredis
 
-from bot import keys
-from bot.shell import Shell
-from bot.slackstub import SlackWorkspace
+from bot.bulk import keys as bulk_keys
+from devtools.shell import Shell
+from devtools.slack_stub import SlackWorkspace
 from tests.conftest import GENERAL, MANAGER, REDIS_URL, SLACK_TOKEN, Tenant, nexudus_settings
 from tests.test_bulk import DM, click, enrolled, job_ids, last_response, seed_people, wait_job
 
@@ -57,7 +57,7 @@ async def test_kill_9_halfway_then_a_new_worker_finishes_with_exactly_one_enrolm
         first = worker_process(nexudus, slack, tmp_path)
         try:
             deadline = time.monotonic() + 60
-            while await redis_client.hlen(keys.JOB_DONE(job_id)) < 150:
+            while await redis_client.hlen(bulk_keys.JOB_DONE(job_id)) < 150:
                 assert first.poll() is None, "the first worker died by itself"
                 assert time.monotonic() < deadline, "the first worker did not get halfway"
                 await asyncio.sleep(0.05)

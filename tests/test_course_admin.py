@@ -12,13 +12,13 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from bot import slack_requests
-from bot.config import Platform, Settings
-from bot.render import courses as view
-from bot.shell import Shell
-from bot.slackstub import SlackWorkspace
+from bot.core.config import Platform, Settings
+from bot.courses import render as view
+from devtools import requests as slack_requests
+from devtools.fakes.meltingspot import MeltingSpotFake
+from devtools.shell import Shell
+from devtools.slack_stub import SlackWorkspace
 from tests.conftest import GENERAL, MANAGER, OUTSIDER, REDIS_URL, SLACK_TOKEN, Tenant, nexudus_settings
-from tests.fakes.meltingspot import MeltingSpotFake
 
 
 def text_of(lines: list[str]) -> str:

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from bot.shell import Shell
+from devtools.shell import Shell
 from tests.conftest import OUTSIDER, Tenant
 
 

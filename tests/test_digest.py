@@ -17,21 +17,22 @@ import pytest
 import time_machine
 from pydantic import SecretStr
 
-from bot import keys
-from bot.config import Platform, Settings
-from bot.digest_cli import run_digest_command
-from bot.digest_sender import EVENT_TYPE, digest_tick, send_digest, service
-from bot.localserver import ServerThread
-from bot.models import Enrolment
+from bot.core.config import Platform, Settings
+from bot.core.models import Enrolment
+from bot.digest import keys as digest_keys
+from bot.digest.cli import run_digest_command
+from bot.digest.render import digest_message
+from bot.digest.sender import EVENT_TYPE, digest_tick, send_digest, service
+from bot.digest.service import CourseGroup, Digest, Finish
 from bot.render import SECTION_MAX
-from bot.render.digest import digest_message
+from bot.render.terminal import Button, TerminalView
 from bot.runtime import Runtime
-from bot.services.digest import CourseGroup, Digest, Finish
-from bot.shell import Button, Shell, TerminalView
-from bot.slackstub import SlackWorkspace
+from devtools.fakes.meltingspot import MeltingSpotFake
+from devtools.fakes.nexudus import NexudusFake
+from devtools.servers import ServerThread
+from devtools.shell import Shell
+from devtools.slack_stub import SlackWorkspace
 from tests.conftest import APPROVALS, GENERAL, MANAGER, OUTSIDER, REDIS_URL, Tenant, nexudus_settings
-from tests.fakes.meltingspot import MeltingSpotFake
-from tests.fakes.nexudus import NexudusFake
 
 PARIS = ZoneInfo("Europe/Paris")
 NOW = datetime(2024, 5, 14, 9, 30, tzinfo=PARIS)  # a Tuesday; the digest is due at 09:00
@@ -43,7 +44,7 @@ def local(day: int, hour: int, minute: int = 0, month: int = 5) -> datetime:
 
 def seen(message: dict[str, Any]) -> str:
     """The message as a person reads it (the shell's renderer)."""
-    view = TerminalView(SlackWorkspace("x"), color=False)
+    view = TerminalView(color=False)
     view.names = {MANAGER: "manager"}
     return "\n".join(view.blocks(message.get("blocks") or [], Button({}, None, None, ephemeral=False)))
 
@@ -152,7 +153,7 @@ async def test_the_chart_counts_per_local_day_and_later_digests_read_only_the_ne
         assert chart["2024-04-30"] == (3, 0)  # kim, hugo, ines
         assert chart["2024-05-03"] == (0, 2)  # ada's two lessons
         assert chart["2024-05-13"] == (2, 0)  # bob and grace
-        assert await redis_client.hgetall(keys.DIGEST_COUNTS("2024-05-13")) == {
+        assert await redis_client.hgetall(digest_keys.DIGEST_COUNTS("2024-05-13")) == {
             "enrolments": "2", "completions": "0", "final": "1"}
 
         school.fake.reset_counters()
@@ -203,7 +204,7 @@ async def test_a_platform_failure_leaves_the_day_unclaimed_and_nothing_posted(
             school.fake.fail_next(50, status=503, path_contains="coursemembers")
             result = await send_digest(rt)
             assert result.status == "failed"
-            assert await rt.redis.get(keys.DIGEST_SENT(GENERAL, "2024-05-14")) is None
+            assert await rt.redis.get(digest_keys.DIGEST_SENT(GENERAL, "2024-05-14")) is None
     assert digests(slack) == []
 
 

@@ -17,15 +17,15 @@ from zoneinfo import ZoneInfo
 import pytest
 import time_machine
 
-from bot import keys
-from bot.config import Settings
-from bot.digest_sender import EVENT_TYPE, digest_tick, send_digest
-from bot.localserver import ServerThread
+from bot.core.config import Settings
+from bot.digest import keys as digest_keys
+from bot.digest.sender import EVENT_TYPE, digest_tick, send_digest
+from bot.digest.service import is_due
 from bot.runtime import Runtime
-from bot.services.digest import is_due
-from bot.slackstub import SlackWorkspace
+from devtools.fakes.nexudus import NexudusFake
+from devtools.servers import ServerThread
+from devtools.slack_stub import SlackWorkspace
 from tests.conftest import GENERAL, Tenant, nexudus_settings
-from tests.fakes.nexudus import NexudusFake
 
 PARIS = ZoneInfo("Europe/Paris")
 NEW_YORK = ZoneInfo("America/New_York")
@@ -123,7 +123,7 @@ async def test_a_worker_posts_at_nine_paris_time_on_the_spring_forward_sunday(
         [message] = digests(slack)
         assert message["metadata"]["event_payload"] == {"date": "2024-03-31"}
         assert "Sunday 31 March 2024" in json.dumps(message["blocks"])
-        assert await rt.redis.get(keys.DIGEST_SENT(GENERAL, "2024-03-31")) == message["ts"]
+        assert await rt.redis.get(digest_keys.DIGEST_SENT(GENERAL, "2024-03-31")) == message["ts"]
 
 
 async def test_two_workers_racing_for_the_same_day_post_one_message(
@@ -178,7 +178,7 @@ async def test_an_empty_day_posts_nothing_when_configured(quiet_tenant: Tenant, 
         with time_machine.travel(datetime(2024, 5, 14, 9, 0, 30, tzinfo=UTC), tick=True):
             await digest_tick(rt)
             await digest_tick(rt)
-            assert await rt.redis.get(keys.DIGEST_SENT(GENERAL, "2024-05-14")) == "skipped"
+            assert await rt.redis.get(digest_keys.DIGEST_SENT(GENERAL, "2024-05-14")) == "skipped"
     assert digests(slack) == []
     assert slack.call_count("chat.postMessage") == 0
 
@@ -192,10 +192,10 @@ async def test_a_failed_post_releases_the_day_and_a_later_tick_posts_it(
         with time_machine.travel(datetime(2024, 5, 14, 9, 0, 30, tzinfo=UTC), tick=True):
             await digest_tick(rt)
             assert digests(slack) == []
-            assert await rt.redis.get(keys.DIGEST_SENT(GENERAL, "2024-05-14")) is None  # released
+            assert await rt.redis.get(digest_keys.DIGEST_SENT(GENERAL, "2024-05-14")) is None  # released
             await digest_tick(rt)  # waits out the pause after a failure
             assert digests(slack) == []
-            await rt.redis.delete(keys.DIGEST_RETRY(GENERAL, "2024-05-14"))  # five minutes later
+            await rt.redis.delete(digest_keys.DIGEST_RETRY(GENERAL, "2024-05-14"))  # five minutes later
             await digest_tick(rt)
     assert len(digests(slack)) == 1
 
@@ -208,13 +208,13 @@ async def test_a_worker_that_died_after_slack_took_the_post_is_not_posted_again(
         with time_machine.travel(datetime(2024, 5, 14, 9, 5, tzinfo=UTC), tick=True):
             # What a worker leaves behind when it dies between chat.postMessage and recording the ts:
             # the message is in the channel, the posting marker is set, its claim has expired.
-            await rt.redis.set(keys.DIGEST_POSTING(GENERAL, "2024-05-14"), "claim:dead")
+            await rt.redis.set(digest_keys.DIGEST_POSTING(GENERAL, "2024-05-14"), "claim:dead")
             posted = await rt.slack.chat_postMessage(
                 channel=GENERAL, text="Course digest", metadata={"event_type": EVENT_TYPE,
                                                                  "event_payload": {"date": "2024-05-14"}})
             result = await send_digest(rt)
             assert result.status == "recovered" and result.ts == posted["ts"]
-            assert await rt.redis.get(keys.DIGEST_SENT(GENERAL, "2024-05-14")) == posted["ts"]
+            assert await rt.redis.get(digest_keys.DIGEST_SENT(GENERAL, "2024-05-14")) == posted["ts"]
             await digest_tick(rt)
     assert slack.call_count("chat.postMessage") == 1
 
@@ -224,7 +224,7 @@ async def test_a_lost_lease_lets_another_worker_take_the_day(quiet_tenant: Tenan
     async with workers(settings) as [rt]:
         with time_machine.travel(datetime(2024, 5, 14, 9, 5, tzinfo=UTC), tick=True):
             # A worker claimed the day and died before posting (no posting marker): the lease expires.
-            await rt.redis.set(keys.DIGEST_SENT(GENERAL, "2024-05-14"), "claim:dead", ex=1)
+            await rt.redis.set(digest_keys.DIGEST_SENT(GENERAL, "2024-05-14"), "claim:dead", ex=1)
             assert (await send_digest(rt)).status == "busy"
             await asyncio.sleep(1.1)
             assert (await send_digest(rt)).status == "sent"
@@ -238,7 +238,7 @@ async def test_before_the_hour_a_worker_prepares_the_ledger_and_posts_nothing(
     async with workers(settings) as [rt]:
         with time_machine.travel(at(PARIS, 2024, 5, 14, 6, 0), tick=True):
             await digest_tick(rt)
-            assert await rt.redis.hget(keys.DIGEST_LEDGER_META(), "synced_until") is not None
+            assert await rt.redis.hget(digest_keys.DIGEST_LEDGER_META(), "synced_until") is not None
     assert digests(slack) == []
 
 

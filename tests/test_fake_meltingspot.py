@@ -12,8 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.fakes.meltingspot import MeltingSpotFake
-from tests.fakes.server import ServerThread
+from devtools.fakes.meltingspot import MeltingSpotFake
+from devtools.servers import ServerThread
 
 KEY = "ms_secret"
 T0 = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)

@@ -1,4 +1,4 @@
-"""Behaviour of the fake Nexudus API (tests/fakes/nexudus.py) over real HTTP."""
+"""Behaviour of the fake Nexudus API (devtools/fakes/nexudus.py) over real HTTP."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.fakes.nexudus import NexudusFake
-from tests.fakes.server import ServerThread
+from devtools.fakes.nexudus import NexudusFake
+from devtools.servers import ServerThread
 
 USER, PASSWORD = "api@example.com", "secret"
 

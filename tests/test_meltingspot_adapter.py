@@ -1,4 +1,4 @@
-"""The MeltingSpot adapter against the local fake (tests/fakes/meltingspot.py) over real HTTP.
+"""The MeltingSpot adapter against the local fake (devtools/fakes/meltingspot.py) over real HTTP.
 
 Each UNCONFIRMED point of the reference that the adapter has to cope with (auth scheme, page
 base, bulk size, timestamp format, throttling) is exercised against the fake's matching option.
@@ -20,15 +20,15 @@ from limits.aio.storage import MemoryStorage
 from starlette.requests import Request
 from starlette.responses import Response
 
-from bot.models import CourseDraft, Visibility
-from bot.pacing import Budget, make_storage, smooth_per_seconds
+from bot.core.models import CourseDraft, Visibility
+from bot.core.pacing import Budget, make_storage, smooth_per_seconds
 from bot.platforms.base import Capability, NotFound, NotSupported, PlatformError
 from bot.platforms.http import RetryPolicy
 from bot.platforms.meltingspot import KEY_REFUSED, MeltingSpotPlatform, _query
 from bot.platforms.meltingspot_models import parse_time
+from devtools.fakes.meltingspot import MeltingSpotFake
+from devtools.servers import ServerThread
 from tests.conftest import REDIS_URL
-from tests.fakes.meltingspot import MeltingSpotFake
-from tests.fakes.server import ServerThread
 
 API_KEY = "ms_test_secret_key_5f2c9a"
 FAST = RetryPolicy(attempts=4, base_delay=0.01, max_delay=5.0)

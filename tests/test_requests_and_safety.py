@@ -9,9 +9,9 @@ import httpx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot import slack_requests
-from bot.logs import RedactSecrets
-from bot.shell import Shell
+from bot.core.logs import RedactSecrets
+from devtools import requests as slack_requests
+from devtools.shell import Shell
 from tests.conftest import GENERAL, MANAGER, Tenant
 
 

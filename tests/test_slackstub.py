@@ -13,8 +13,8 @@ from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetry
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
-from bot.slackstub import SlackWorkspace, create_app
-from tests.fakes.server import ServerThread
+from devtools.servers import ServerThread
+from devtools.slack_stub import SlackWorkspace, create_app
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from bot.models import (
+from bot.core.models import (
     CompletedLesson,
     Course,
     CourseDraft,
@@ -26,7 +26,7 @@ from bot.models import (
 )
 
 if TYPE_CHECKING:
-    from bot.pacing import Budget
+    from bot.core.pacing import Budget
 
 
 class Capability(StrEnum):
@@ -155,7 +155,7 @@ class CoursePlatform(abc.ABC):
     ) -> Enrolment:
         """Change approval/blocking; everything else about the enrolment stays as it was."""
 
-    # Bulk work (bot/services/bulk.py): many members, paced by the platform's shared budget
+    # Bulk work (bot/bulk/service.py): many members, paced by the platform's shared budget
     bulk_invite_size: int = 1
     """How many members one invite request can carry (1: the platform enrols one at a time)."""
 

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import BaseModel
 
-from bot.models import (
+from bot.core.models import (
     AccessState,
     CompletedLesson,
     Course,
@@ -36,7 +36,7 @@ from bot.models import (
     Section,
     Visibility,
 )
-from bot.pacing import Budget
+from bot.core.pacing import Budget
 from bot.platforms.base import Capability, CoursePlatform, NotFound, PlatformError, ValidationFailed
 from bot.platforms.http import OutcomeUnknown, RetryingSender, RetryPolicy
 from bot.platforms.nexudus_models import (

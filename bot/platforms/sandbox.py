@@ -13,7 +13,7 @@ import random
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
-from bot.models import (
+from bot.core.models import (
     AccessState,
     CompletedLesson,
     Course,

@@ -12,12 +12,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from bot.commands import CommandSpec, ParseError
-from bot.directory import DirectoryError
-from bot.models import AccessState, Course, EnrolmentCounts, Member, Visibility
+from bot.core.errors import CourseAmbiguous, CourseNotFound, MemberAmbiguous, NotAllowed, UserFacingError
+from bot.core.grammar import CommandSpec, ParseError
+from bot.core.models import AccessState, Course, EnrolmentCounts, Member, Visibility
+from bot.enrolment.service import Action, ChangeResult, CourseRow, CourseStatus, LinkResult, MemberStatus
 from bot.platforms.base import PlatformError
-from bot.services.enrolment import Action, ChangeResult, CourseRow, CourseStatus, LinkResult, MemberStatus
-from bot.services.errors import CourseAmbiguous, CourseNotFound, MemberAmbiguous, NotAllowed, UserFacingError
+from bot.slack.directory import DirectoryError
 
 Block = dict[str, Any]
 

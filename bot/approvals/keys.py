@@ -1,0 +1,24 @@
+"""Redis keys of approval requests, their decisions and the sync."""
+
+from __future__ import annotations
+
+from bot.core.keys import DAY, Key
+
+REQUEST = Key("request:{}", 90 * DAY, "an approval request (hash, one JSON value per field), by request id; "
+              "no TTL while it waits, 90 days once decided")
+REQUESTS_OPEN = Key("requests:open", None, "sorted set of open request ids by time asked")
+REQUEST_OF = Key("request-of:{}", 90 * DAY, "platform enrolment id -> its latest request id (compare-and-set, "
+                 "so one wait gets one request and one card)")
+DECISION = Key("decision:{}", 90 * DAY, "the claim on a request's decision: first SET NX wins; CLAIM_TTL while "
+               "the platform write runs (deleted if it fails, so Retry works), 90 days once done")
+CLAIM_TTL = 300
+SYNC_CURSOR = Key("sync:cursor", None, "max UpdatedOn seen by the approval sync (platform's clock)")
+SYNC_LOCK = Key("lock:sync", 300, "one approval sync at a time across workers")
+SYNC_LAST = Key("sync:last", None, "when the approval sync last finished (epoch seconds, our clock)")
+SYNC_RECONCILE = Key("sync:reconcile", 6 * 3600, "NX guard: a full re-read of the waiting enrolments at most "
+                     "every 6 hours (catches deletions, which an incremental read cannot see)")
+COURSE_CACHE = Key("courses:cards", 3600, "course id -> JSON {title, visibility} for approval cards (hash)")
+REMINDED = Key("reminded:{}", DAY - 300, "NX guard: at most one reminder a day per waiting request")
+HOME_VIEWERS = Key("home:viewers", None, "sorted set of managers who opened App Home, by when (last 7 days, 50 max)")
+DECISIONS_RECENT = Key("decisions:recent", None, "the last 50 decided request ids, newest first (list)")
+APPROVE_BATCH = Key("approve-all:{}", 3600, "the request ids behind one 'Approve all N' button (JSON list)")

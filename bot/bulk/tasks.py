@@ -1,0 +1,66 @@
+"""The queued `bulk` job: `BulkRunner` (bot.bulk.service) reporting to its Slack progress message.
+
+Run by `coursebot worker` (SAQ), or inside the process with the embedded store. Any worker may
+take any job; a job whose worker died is taken again and resumes (see bot.bulk.service).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.bulk import render as render
+from bot.bulk.service import BulkRunner, Report, Snapshot, load_record
+
+if TYPE_CHECKING:
+    from bot.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+class SlackProgress:
+    """Draws the job's progress in its message (chat.update), then the report, and the CSV in its thread."""
+
+    def __init__(self, slack: AsyncWebClient, channel: str, ts: str | None) -> None:
+        self.slack = slack
+        self.channel = channel
+        self.ts = ts
+
+    async def progress(self, snapshot: Snapshot) -> None:
+        if self.ts is None:
+            await self._post(render.progress_message(snapshot).as_kwargs())
+            return
+        await self.slack.chat_update(channel=self.channel, ts=self.ts, **render.progress_message(snapshot).as_kwargs())
+
+    async def finish(self, report: Report) -> None:
+        attach = len(report.rows) > render.CSV_ABOVE
+        message = render.report_message(report, csv_attached=attach).as_kwargs()
+        try:
+            if self.ts is None:
+                raise LookupError("no progress message")
+            await self.slack.chat_update(channel=self.channel, ts=self.ts, **message)
+        except (SlackApiError, LookupError) as exc:
+            log.info("progress message unavailable (%s): posting the report anew", exc)
+            await self._post(message)
+        if attach:
+            await self.slack.files_upload_v2(
+                channel=self.channel, thread_ts=self.ts, content=render.report_csv(report),
+                filename=render.csv_filename(report), title=f"{report.record.course_title}: full report",
+            )
+
+    async def _post(self, message: dict[str, Any]) -> None:
+        posted = await self.slack.chat_postMessage(channel=self.channel, **message)
+        self.channel, self.ts = str(posted["channel"]), str(posted["ts"])
+
+
+async def run_bulk_job(rt: Runtime, kwargs: dict[str, Any]) -> None:
+    job_id = str(kwargs["job_id"])
+    record = await load_record(rt.redis, job_id)
+    if record is None:
+        log.warning("bulk job %s: no record in Redis (expired?); nothing to do", job_id)
+        return
+    sink = SlackProgress(rt.slack, record.channel or record.confirmed_by or record.actor, record.ts)
+    await BulkRunner(rt.platform, rt.redis, job_id, sink).run()

@@ -1,0 +1,104 @@
+"""Background work: queued jobs and periodic tasks, declared once and run by `coursebot worker`.
+
+Queued jobs (bulk invites, bulk completions) go through SAQ, a maintained asyncio job
+queue on Redis: several workers share it, a job whose worker died is picked up again
+(its own per-member progress in Redis makes the retry safe). With the embedded store
+there is no second process to hand work to, so jobs run as tasks of the current process.
+
+Which jobs and periodic tasks exist is one explicit table, `bot.background`. Periodic tasks
+(approval sync, digest check) run in every worker on a timer; each one
+guards itself with a Redis lock or a once-per-day key, so extra workers never double them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from bot.core.config import Settings
+    from bot.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+JobRunner = Callable[[str, dict[str, Any]], Awaitable[Any]]
+"""Runs the job named `name` with its keyword arguments (the worker's table, bot.background)."""
+
+
+@dataclass(frozen=True)
+class Periodic:
+    name: str
+    interval: Callable[[Settings], float]
+    run: Callable[[Runtime], Awaitable[None]]
+
+
+class JobQueue(Protocol):
+    async def enqueue(self, name: str, *, key: str, **kwargs: Any) -> None:
+        """Queue `name` once per `key`: enqueueing a key that is still queued or running does nothing."""
+
+    async def aclose(self) -> None: ...
+
+
+# SAQ marks a job "stuck" once its `touched` time is older than HEARTBEAT seconds, and every
+# worker's sweep (every SWEEP_SECONDS) puts a stuck job back on the queue. SAQ itself never
+# touches a running job, so the worker touches it every HEARTBEAT_EVERY seconds while it runs
+# (bot/worker.py): a long job stays put, and one whose worker was killed is picked up again
+# within about HEARTBEAT + SWEEP_SECONDS + 5 s. A job that must never run twice at once also
+# holds its own Redis lock (bulk jobs do), since a stalled worker can be swept while alive.
+HEARTBEAT = 10
+HEARTBEAT_EVERY = 3.0
+SWEEP_SECONDS = 5
+
+
+class SaqJobQueue:
+    def __init__(self, redis_url: str) -> None:
+        from saq.queue.redis import RedisQueue
+
+        self.queue = RedisQueue.from_url(redis_url, name="coursebot")
+
+    async def enqueue(self, name: str, *, key: str, **kwargs: Any) -> None:
+        await self.queue.enqueue(name, key=key, timeout=0, retries=1000, heartbeat=HEARTBEAT, retry_delay=2.0,
+                                 retry_backoff=30, **kwargs)
+
+    async def aclose(self) -> None:
+        await self.queue.disconnect()
+
+
+class InProcessJobQueue:
+    """For the embedded store: run the job as a task here, once per key at a time."""
+
+    def __init__(self) -> None:
+        self.runner: JobRunner | None = None
+        self.tasks: dict[str, asyncio.Task[None]] = {}
+
+    async def enqueue(self, name: str, *, key: str, **kwargs: Any) -> None:
+        if key in self.tasks and not self.tasks[key].done():
+            return
+        assert self.runner is not None, "the runtime binds its in-process queue when it is created"
+        self.tasks[key] = asyncio.create_task(self._run(name, key, kwargs), name=f"job:{key}")
+
+    async def _run(self, name: str, key: str, kwargs: dict[str, Any]) -> None:
+        assert self.runner is not None
+        try:
+            await self.runner(name, kwargs)
+        except Exception:
+            log.exception("job %s (%s) failed", name, key)
+
+    async def aclose(self) -> None:
+        for task in self.tasks.values():
+            task.cancel()
+
+
+async def run_periodic(rt: Runtime, task: Periodic, stop: asyncio.Event) -> None:
+    """Run `task` now and then every interval until `stop` is set; a failure is logged, not fatal."""
+    while not stop.is_set():
+        try:
+            await task.run(rt)
+        except Exception:
+            log.exception("periodic task %s failed; it runs again at the next interval", task.name)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=task.interval(rt.settings))

@@ -1,0 +1,41 @@
+"""The shape of every Redis key (`Key`: pattern, lifetime, purpose) and the core's own keys.
+
+Each feature keeps its keys beside its code: `bot/approvals/keys.py`, `bot/bulk/keys.py`,
+`bot/digest/keys.py`, `bot/courses/keys.py`. `ALL_KEY_MODULES` names them, so one look lists them all.
+
+All keys live under one prefix (`coursebot:`) so a shared Redis can be inspected or
+flushed for the bot alone (`redis-cli --scan --pattern 'coursebot:*'`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+PREFIX = "coursebot"
+
+DAY = 24 * 3600
+
+
+@dataclass(frozen=True)
+class Key:
+    pattern: str
+    ttl: int | None  # seconds; None = kept until removed
+    purpose: str
+
+    def __call__(self, *parts: object) -> str:
+        return f"{PREFIX}:" + self.pattern.format(*parts)
+
+
+# Identity and permissions
+LINK = Key("link:{}", None, "Slack user id -> platform member (id or email) recorded by /course link")
+SLACK_EMAIL = Key("slack:email:{}", 3600, "cache of a Slack user's profile email")
+USERGROUP = Key("slack:usergroup:{}", 300, "cache of a user group's members (JSON list)")
+AUDIT = Key("audit", None, "audit log, newest first, trimmed to AUDIT_MAX entries")
+AUDIT_MAX = 10_000
+
+# Locks (redis-py Lock: SET NX PX with a token; released by compare-and-delete)
+ENROLMENT_LOCK = Key("lock:enrolment:{}:{}", 120, "one change at a time per course+member")
+TOKEN_LOCK = Key("lock:nexudus-token", 30, "one token request at a time")
+
+
+ALL_KEY_MODULES = ("bot.core.keys", "bot.approvals.keys", "bot.bulk.keys", "bot.digest.keys", "bot.courses.keys")

@@ -1,0 +1,3 @@
+"""Developer tools: `coursebot shell`, the Slack stand-in, local platform servers and fakes.
+
+No production path imports this package."""

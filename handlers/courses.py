@@ -1,0 +1,348 @@
+"""`/course new` (its form, type-ahead menus and submission), `/course lessons`, `/course complete|uncomplete`,
+and the "Enrol them" / "Mark … complete" buttons of their replies."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_sdk.errors import SlackApiError
+
+from bot import render
+from bot.core.errors import NotAllowed, UserFacingError
+from bot.core.grammar import Invocation, Ref, RefKind
+from bot.core.store import audit
+from bot.courses import render as view
+from bot.courses.service import (
+    CourseForm,
+    CourseService,
+    CreationInProgress,
+    LessonAmbiguous,
+    LessonNotFound,
+    NotEnrolled,
+    check_form,
+)
+from bot.enrolment.service import Action
+from bot.platforms.base import PlatformError, ValidationFailed
+from bot.runtime import Runtime
+from handlers.bulk import plan_and_start
+from handlers.commands import Context, Runner, runs
+
+log = logging.getLogger(__name__)
+
+ACK_BUDGET = 2.5  # seconds a view submission may take before Slack gives up on the ack (3 s)
+SUGGEST_BUDGET = 2.0  # the same for a type-ahead menu's options
+
+
+class FormMetadata(BaseModel):
+    """The form's private_metadata: where `/course new` was typed, to answer there."""
+
+    v: int = 1
+    channel: str = ""
+
+
+def courses(rt: Runtime) -> CourseService:
+    return CourseService(rt.platform, rt.redis, rt.enrolments.resolve, rt.permissions)
+
+
+# ---- /course new ----------------------------------------------------------------------------
+
+@runs("new")
+async def _new(rt: Runtime, inv: Invocation, ctx: Context) -> render.Message | None:
+    # The trigger id lasts 3 s: open a loading form at once, fill it in when the platform has answered.
+    metadata = FormMetadata(channel=ctx.channel).model_dump_json()
+    try:
+        opened = await rt.slack.views_open(trigger_id=ctx.trigger_id, view=view.loading_modal(metadata))
+    except SlackApiError as exc:
+        return render.simple(f":warning: Slack did not open the form ({render.esc(exc.response.get('error'))}). "
+                             "Try `/course new` again.")
+    view_id = str(opened["view"]["id"])
+    try:
+        choices = await courses(rt).form_choices()
+    except PlatformError as exc:
+        await rt.slack.views_update(view_id=view_id, view=view.problem_modal(exc.message))
+        return None
+    if not choices.locations:
+        await rt.slack.views_update(view_id=view_id, view=view.problem_modal(
+            f"{rt.platform.display_name} shows no location to run a course at, so no course can be created here."))
+        return None
+    await rt.slack.views_update(view_id=view_id, view=view.course_form(
+        choices, platform=rt.platform.display_name, metadata=metadata))
+    return None
+
+
+def _element(state: dict[str, Any], block: str) -> dict[str, Any]:
+    found = (state.get(block) or {}).get(view.action(block))
+    return found if isinstance(found, dict) else {}
+
+
+def _selected(state: dict[str, Any], block: str) -> dict[str, Any] | None:
+    option = _element(state, block).get("selected_option")
+    return option if isinstance(option, dict) else None
+
+
+def read_form(state: dict[str, Any]) -> CourseForm:
+    """The form's values from `view.state.values`."""
+
+    def text(block: str) -> str:
+        return str(_element(state, block).get("value") or "")
+
+    def choice(block: str) -> str | None:
+        option = _selected(state, block)
+        return str(option["value"]) if option and option.get("value") else None
+
+    checked = {str(o.get("value")) for o in _element(state, view.OPTIONS).get("selected_options") or []}
+    return CourseForm(
+        title=text(view.TITLE), location_id=choice(view.LOCATION), host_id=choice(view.HOST),
+        display_order=text(view.ORDER), visibility=choice(view.VISIBILITY), plan_id=choice(view.PLAN),
+        summary=text(view.SUMMARY), description=text(view.DESCRIPTION), group_name=text(view.GROUP),
+        show_on_home_page=view.HOME_OPTION in checked, active=view.ACTIVE_OPTION in checked,
+    )
+
+
+def _label(state: dict[str, Any], block: str) -> str:
+    option = _selected(state, block)
+    return str(((option or {}).get("text") or {}).get("text") or "")
+
+
+def inline_errors(errors: dict[str, str], blocks: list[dict[str, Any]]) -> dict[str, str]:
+    """Field errors keyed by the form's block ids; one the form has no place for goes under the title."""
+    present = {str(b.get("block_id")) for b in blocks if b.get("type") == "input"}
+    shown: dict[str, str] = {}
+    for name, message in errors.items():
+        block = view.FIELD_BLOCK.get(name, view.TITLE)
+        if block not in present:
+            block = view.VISIBILITY if name == "plan_id" and view.VISIBILITY in present else view.TITLE
+        shown[block] = f"{shown[block]} {message}" if block in shown else message
+    return {block: message[:2000] for block, message in shown.items()}
+
+
+async def announce(rt: Runtime, user: str, channel: str, message: render.Message) -> None:
+    """Tell only `user`: in the channel where they typed the command, or else by direct message."""
+    if channel:
+        try:
+            await rt.slack.chat_postEphemeral(channel=channel, user=user, **message.as_kwargs())
+            return
+        except SlackApiError as exc:
+            log.info("could not answer %s in %s (%s); sending a direct message", user, channel,
+                     exc.response.get("error"))
+    await rt.slack.chat_postMessage(channel=user, **message.as_kwargs())
+
+
+async def _submitted(rt: Runtime, ack: AsyncAck, body: dict[str, Any]) -> None:
+    started = time.monotonic()
+    submitted = body["view"]
+    user = str(body["user"]["id"])
+    state = (submitted.get("state") or {}).get("values") or {}
+    blocks = submitted.get("blocks") or []
+    try:
+        metadata = FormMetadata.model_validate_json(submitted.get("private_metadata") or "{}")
+    except ValidationError:
+        metadata = FormMetadata()
+    checked = check_form(read_form(state))
+    if isinstance(checked, dict):
+        await ack(response_action="errors", errors=inline_errors(checked, blocks))
+        return
+    service = courses(rt)
+    team = str((body.get("team") or {}).get("id") or submitted.get("team_id") or "")
+    creating = asyncio.create_task(service.create(user, checked, form_id=f"{team}:{submitted['id']}"))
+    budget = max(0.1, ACK_BUDGET - (time.monotonic() - started))
+    done, _ = await asyncio.wait({creating}, timeout=budget)
+    if not done:
+        # The platform is slow (throttled): close the form on a "working" note and answer later.
+        await ack(response_action="update", view=view.working_modal(checked.title))
+        try:
+            creation = await creating
+        except CreationInProgress:
+            return  # the submission that is creating it will announce it
+        except (UserFacingError, PlatformError) as exc:
+            reason = exc.text(str) if isinstance(exc, UserFacingError) else exc.message
+            await announce(rt, user, metadata.channel, view.creation_failed_message(checked.title, reason))
+            return
+        except Exception:
+            log.exception("creating a course failed")
+            await announce(rt, user, metadata.channel, view.creation_failed_message(
+                checked.title, "something went wrong on my side; the error is in the bot's log."))
+            return
+    else:
+        try:
+            creation = creating.result()
+        except ValidationFailed as exc:
+            await ack(response_action="errors", errors=inline_errors(exc.fields or {"": exc.message}, blocks))
+            return
+        except CreationInProgress:
+            await ack(response_action="update", view=view.working_modal(checked.title))
+            return
+        except NotAllowed as exc:
+            await ack(response_action="errors", errors={view.TITLE: exc.text(str)})
+            return
+        except (UserFacingError, PlatformError) as exc:
+            reason = exc.text(str) if isinstance(exc, UserFacingError) else exc.message
+            await ack(response_action="errors", errors={view.TITLE: f"{reason} Nothing was created."[:2000]})
+            return
+        except Exception:
+            log.exception("creating a course failed")
+            await ack(response_action="errors", errors={
+                view.TITLE: "Something went wrong on my side and nothing was created. The error is in the bot's log."})
+            return
+        await ack()
+    if creation.created:
+        plan = _label(state, view.PLAN) if checked.plan_id else ""
+        await announce(rt, user, metadata.channel, view.created_message(
+            creation.course, location=_label(state, view.LOCATION), host=_label(state, view.HOST), plan=plan,
+            actor=user))
+
+
+async def _options(rt: Runtime, ack: AsyncAck, body: dict[str, Any], kind: str) -> None:
+    """A type-ahead menu of the form: hosts (members by name or email), locations or plans."""
+    user = str((body.get("user") or {}).get("id") or "")
+    query = str(body.get("value") or "")
+    options: list[dict[str, Any]] = []
+    try:
+        if await rt.permissions.is_manager(user):  # member names and emails are for managers only
+            service = courses(rt)
+            async with asyncio.timeout(SUGGEST_BUDGET):
+                if kind == view.HOST:
+                    options = [view.member_option(m) for m in await service.search_hosts(query)]
+                elif kind == view.LOCATION:
+                    options = [view.location_option(loc) for loc in await service.locations_matching(query)]
+                else:
+                    options = [view.plan_option(p, with_location=True) for p in await service.plans_matching(query)]
+    except (TimeoutError, PlatformError) as exc:
+        log.info("no %s options for %r: %s", kind, query, getattr(exc, "message", "timed out"))
+    await ack(options=options[:100])
+
+
+# ---- /course lessons, complete, uncomplete -----------------------------------------------------
+
+@runs("lessons")
+async def _lessons(rt: Runtime, inv: Invocation, ctx: Context) -> render.Message:
+    assert inv.course is not None
+    return view.lessons_message(await courses(rt).lessons(inv.course))
+
+
+async def _progress_reply(work: Awaitable[render.Message]) -> render.Message:
+    """The replies only this module knows how to show; everything else is `run_command`'s."""
+    try:
+        return await work
+    except NotEnrolled as exc:
+        return view.not_enrolled_message(exc)
+    except (LessonAmbiguous, LessonNotFound) as exc:
+        return view.lesson_error_message(exc)
+
+
+def _completion(remove: bool) -> Runner:
+    async def run(rt: Runtime, inv: Invocation, ctx: Context) -> render.Message | None:
+        assert inv.course is not None and inv.lesson is not None
+        if inv.targets and not remove:
+            return await _bulk_complete(rt, inv, ctx)
+        assert inv.member is not None
+        lesson, member, course = inv.lesson, inv.member, inv.course
+
+        async def work() -> render.Message:
+            result = await courses(rt).complete(ctx.user, course, member, lesson, remove=remove)
+            return view.completion_message(result, actor=ctx.user)
+
+        return await _progress_reply(work())
+
+    return run
+
+
+runs("complete")(_completion(remove=False))
+runs("uncomplete")(_completion(remove=True))
+
+
+async def _bulk_complete(rt: Runtime, inv: Invocation, ctx: Context) -> render.Message | None:
+    """`/course complete <course> <lesson> <people…>`: a bulk job of kind "complete" (bot.bulk.service)."""
+    assert inv.course is not None and inv.lesson is not None
+    service = courses(rt)
+    course = await service.resolve.course(inv.course)
+    try:
+        lesson = await service.lesson(course, inv.lesson)
+    except (LessonAmbiguous, LessonNotFound) as exc:
+        return view.lesson_error_message(exc)
+    return await plan_and_start(rt, ctx.user, "complete", course.id, inv.targets,
+                                params={"lesson_id": lesson.id, "lesson_title": lesson.title})
+
+
+# ---- the buttons ------------------------------------------------------------------------------
+
+class OfferValue(BaseModel):
+    course: str
+    member: str
+    lesson: str
+
+
+async def _offer(rt: Runtime, body: dict[str, Any], respond: AsyncRespond, *, enrol: bool) -> None:
+    user = str(body["user"]["id"])
+    try:
+        offer = OfferValue.model_validate_json(str(body["actions"][0].get("value") or ""))
+    except (ValidationError, KeyError, IndexError):
+        await respond(**render.simple(":warning: That button is out of date; run the command again.").as_kwargs(),
+                      response_type="ephemeral", replace_original=False)
+        return
+    member = Ref(RefKind.ID, offer.member)
+
+    async def work() -> render.Message:
+        if enrol:
+            changed = await rt.enrolments.change(user, Action.ENROL, offer.course, member)
+            lesson = await courses(rt).lesson(changed.course, offer.lesson)
+            return view.enrolled_offer_message(changed, lesson.id, lesson.title, actor=user)
+        result = await courses(rt).complete(user, offer.course, member, offer.lesson)
+        return view.completion_message(result, actor=user)
+
+    try:
+        message = await _guarded(rt, user, "enrol" if enrol else "complete", offer.model_dump_json(), work())
+    except NotAllowed as exc:
+        # Only the clicker sees this, and the offer stays for a manager to use.
+        await respond(**render.refusal_message(exc.text(render.esc)).as_kwargs(), response_type="ephemeral",
+                      replace_original=False)
+        return
+    await respond(**message.as_kwargs(), response_type="ephemeral", replace_original=True)
+
+
+async def _guarded(rt: Runtime, user: str, action: str, target: str, work: Awaitable[render.Message]) -> render.Message:
+    """Every failure of a button's work but a refusal as a message (what run_command does for commands)."""
+    try:
+        return await _progress_reply(work)
+    except NotAllowed:
+        raise
+    except Exception as exc:
+        if isinstance(exc, PlatformError):
+            await audit(rt.redis, actor=user, action=action, target=target[:200], outcome="platform error",
+                        detail=exc.message)
+        elif not isinstance(exc, render.EXPECTED_ERRORS):
+            log.exception("%s button failed", action)
+        return render.error_message(exc)
+
+
+def _suggester(rt: Runtime, kind: str) -> Callable[[AsyncAck, dict[str, Any]], Awaitable[None]]:
+    async def suggest(ack: AsyncAck, body: dict[str, Any]) -> None:
+        await _options(rt, ack, body, kind)
+
+    return suggest
+
+
+def register(app: AsyncApp, rt: Runtime) -> None:
+    @app.view(view.NEW_VIEW)
+    async def course_new_submitted(ack: AsyncAck, body: dict[str, Any]) -> None:
+        await _submitted(rt, ack, body)
+
+    for kind in (view.HOST, view.LOCATION, view.PLAN):
+        app.options(view.action(kind))(_suggester(rt, kind))
+
+    @app.action(view.ENROL_OFFER)
+    async def enrol_offer(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
+        await ack()
+        await _offer(rt, body, respond, enrol=True)
+
+    @app.action(view.COMPLETE_OFFER)
+    async def complete_offer(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
+        await ack()
+        await _offer(rt, body, respond, enrol=False)
+
