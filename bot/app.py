@@ -6,18 +6,19 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
 
 from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
 from slack_bolt.async_app import AsyncApp
+from slack_sdk.signature import SignatureVerifier
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-import handlers
 from bot.runtime import Runtime
+from bot.slack.inbound import Rejected, admit
 from bot.worker import start_periodic
+from handlers import wiring
 
 log = logging.getLogger(__name__)
 
@@ -32,19 +33,25 @@ def build_bolt(rt: Runtime) -> AsyncApp:
         raise_error_for_unhandled_request=False,
     )
 
-    @app.error
-    async def on_error(error: Exception, body: dict[str, Any]) -> None:
-        log.error("unhandled error in a listener: %s", type(error).__name__, exc_info=error)
-
-    handlers.register(app, rt)
+    wiring.register(app, rt)
     return app
 
 
 def build_web(rt: Runtime, bolt: AsyncApp | None = None, *, run_periodic_tasks: bool = True) -> Starlette:
     handler = AsyncSlackRequestHandler(bolt or build_bolt(rt))
+    assert rt.settings.slack_signing_secret is not None
+    verifier = SignatureVerifier(rt.settings.slack_signing_secret.get_secret_value())
 
     async def events(request: Request) -> Response:
-        return await handler.handle(request)
+        try:
+            await admit(request, verifier)
+        except Rejected as exc:
+            return exc.response()
+        try:
+            return await handler.handle(request)
+        except Exception as exc:  # Bolt could not make sense of a signed request: say so, once
+            log.warning("could not handle a signed request to /slack/events (%s)", type(exc).__name__)
+            return PlainTextResponse("bad request", status_code=400)
 
     async def healthz(request: Request) -> Response:
         try:

@@ -15,7 +15,11 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.approvals.board import SlackBoard
+from bot.approvals.decisions import DecisionService
+from bot.approvals.home import Home
+from bot.approvals.requests import RequestBook
 from bot.approvals.service import ApprovalService
+from bot.approvals.store import ApprovalStore
 from bot.bulk.service import BulkService
 from bot.core import store
 from bot.core.config import Platform, Settings
@@ -26,6 +30,7 @@ from bot.core.store import Redis
 from bot.enrolment.service import EnrolmentService
 from bot.platforms.base import CoursePlatform
 from bot.slack.directory import Directory, SlackDirectory
+from bot.slack.replies import Replies
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +81,8 @@ class Runtime:
     slack: AsyncWebClient
     directory: Directory
     permissions: Permissions
+    replies: Replies
+    decisions: DecisionService
     enrolments: EnrolmentService
     jobs: JobQueue
     approvals: ApprovalService
@@ -87,8 +94,13 @@ class Runtime:
         platform = platform or make_platform(settings)
         slack = make_slack_client(settings)
         directory = SlackDirectory(slack, redis)
-        permissions = Permissions(settings.coursebot_managers, directory)
+        permissions = Permissions(settings.coursebot_managers, directory, redis)
         jobs: JobQueue = SaqJobQueue(settings.redis_url) if settings.redis_url else InProcessJobQueue()
+        requests = ApprovalStore(redis)
+        board = SlackBoard(slack, settings.coursebot_approvals_channel, directory, platform.display_name)
+        book = RequestBook(platform, requests, board)
+        home = Home(platform, requests, board, permissions)
+        decisions = DecisionService(platform, redis, requests, book, board, permissions, home)
         runtime = cls(
             settings=settings,
             redis=redis,
@@ -96,14 +108,13 @@ class Runtime:
             slack=slack,
             directory=directory,
             permissions=permissions,
-            enrolments=EnrolmentService(platform, redis, directory, permissions),
+            replies=Replies(slack, settings.slack_api_url),
+            decisions=decisions,
+            enrolments=EnrolmentService(platform, redis, directory, permissions, decisions),
             jobs=jobs,
             bulk=BulkService(platform, redis, directory, permissions, jobs),
-            approvals=ApprovalService(
-                platform, redis, SlackBoard(slack, settings.coursebot_approvals_channel, directory,
-                                            platform.display_name),
-                directory, permissions, reminder_after=timedelta(hours=settings.coursebot_reminder_hours),
-            ),
+            approvals=ApprovalService(platform, redis, requests, board, book, decisions, home,
+                                      reminder_after=timedelta(hours=settings.coursebot_reminder_hours)),
         )
         if isinstance(jobs, InProcessJobQueue):
             from bot.background import JOBS
@@ -115,6 +126,9 @@ class Runtime:
         return runtime
 
     async def aclose(self) -> None:
-        await self.jobs.aclose()
-        await self.platform.aclose()
-        await self.redis.aclose()
+        """Close every connection; one that fails to close (Redis gone) does not keep the others open."""
+        for close in (self.jobs.aclose, self.platform.aclose, self.redis.aclose):
+            try:
+                await close()
+            except Exception as exc:
+                log.warning("closing: %s", type(exc).__name__)

@@ -184,8 +184,11 @@ class Shell:
             return []
         if line in ("quit", "exit"):
             return None
-        if line.startswith("/course"):
+        first = line.split(maxsplit=1)[0]
+        if first == "/course":
             return await self.command(line.removeprefix("/course").strip())
+        if first.startswith("/"):
+            return [f"There is no {first} command here: type `/course help` (with a space after /course)."]
         words = shlex.split(line) if line.count('"') % 2 == 0 else line.split()
         if words[0] == "press" and len(words) == 2 and words[1].isdigit():
             return await self.press(int(words[1]))

@@ -1,32 +1,28 @@
 """`/course invite`, its form, and the buttons of bulk jobs (Start / Cancel before it runs, Cancel while it runs).
 
-`plan_and_start` is the whole Slack side of a bulk job, for any kind registered in
-bot.bulk.service: resolve and plan, then either ask (confirmation with Start / Cancel) or
-start at once (post the progress message in the manager's DMs and queue the job).
+`plan_and_start` is the whole Slack side of a bulk job, for any kind in bot.bulk.kinds: resolve
+and plan, then either ask (confirmation with Start / Cancel) or start at once (queue the job and
+post its progress message in the manager's DMs).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections.abc import Sequence
 from typing import Any
 
-from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_bolt.async_app import AsyncAck
 from slack_sdk.errors import SlackApiError
 
 from bot import render
 from bot.bulk import render as bulk_render
 from bot.bulk.kinds import KINDS
 from bot.bulk.service import JobRecord, JobStatus
-from bot.core.errors import UserFacingError
 from bot.core.grammar import COMMANDS, Invocation, Ref, RefKind, parse_ref
-from bot.enrolment.resolve import match_courses
-from bot.platforms.base import PlatformError
 from bot.runtime import Runtime
-from bot.slack.directory import DirectoryError
-from handlers.commands import Context, run_command, runs
+from handlers.commands import Context, CourseCommand
+from handlers.payloads import BlockAction, ViewSubmission
 
 log = logging.getLogger(__name__)
 
@@ -40,38 +36,42 @@ async def plan_and_start(rt: Runtime, user: str, kind: str, course: str, targets
     if plan.needs_confirmation:
         return bulk_render.confirm_message(plan)
     record = await rt.bulk.claim(user, plan.record.id)
-    await start_job(rt, record)
-    return bulk_render.started_message(plan, dm=True)
+    posted = await start_job(rt, record)
+    return bulk_render.started_message(plan, dm=posted)
 
 
-async def start_job(rt: Runtime, record: JobRecord) -> None:
-    """Post the progress message in the DMs of whoever started it, then queue the job."""
+async def start_job(rt: Runtime, record: JobRecord) -> bool:
+    """Queue the job, with its progress message in the DMs of whoever started it when Slack takes it.
+
+    The job is queued whatever Slack says: a progress message that could not be posted now is
+    posted by the job itself (bot.bulk.tasks), so a confirmed job never stays unstarted."""
     snapshot = await rt.bulk.snapshot(record.id)
     assert snapshot is not None
+    owner = record.confirmed_by or record.actor
     snapshot.record.status, snapshot.record.confirmed_by = JobStatus.QUEUED, record.confirmed_by
-    posted = await rt.slack.chat_postMessage(channel=record.confirmed_by or record.actor,
-                                             **bulk_render.progress_message(snapshot).as_kwargs())
-    await rt.bulk.start(record, channel=str(posted["channel"]), ts=str(posted["ts"]))
+    channel, ts = owner, None
+    try:
+        posted = await rt.slack.chat_postMessage(channel=owner, **bulk_render.progress_message(snapshot).as_kwargs())
+        channel, ts = str(posted["channel"]), str(posted["ts"])
+    except SlackApiError as exc:
+        log.warning("bulk job %s: the progress message could not be posted (%s); the job posts it itself",
+                    record.id, exc.response.get("error"))
+    await rt.bulk.start(record, channel=channel, ts=ts)
+    return ts is not None
 
 
-@runs("invite")
-async def _invite(rt: Runtime, inv: Invocation, ctx: Context) -> render.Message | None:
+async def invite(rt: Runtime, inv: Invocation, ctx: Context) -> render.Message | None:
+    """`/course invite [course] [people…]`: with people, plan (and maybe start); without, the form."""
     if inv.course and inv.targets:
         return await plan_and_start(rt, ctx.user, "invite", inv.course, inv.targets)
+    course_id = (await rt.enrolments.resolve.course(inv.course)).id if inv.course else None  # unknown: said now
     if not ctx.trigger_id:
         return render.simple(f"Usage: `/course {render.esc(inv.spec.usage)}`")
-    await open_form(rt, ctx, inv.course)
-    return None
-
-
-async def open_form(rt: Runtime, ctx: Context, course_query: str | None) -> None:
-    """Open the form at once (a trigger_id lasts 3 s), then fill in the courses."""
     opened = await rt.slack.views_open(trigger_id=ctx.trigger_id, view=bulk_render.loading_modal(ctx.channel))
     courses = await rt.platform.list_courses()
-    matches = match_courses(courses, course_query) if course_query else []
-    chosen = matches[0].id if len(matches) == 1 else None
     await rt.slack.views_update(view_id=opened["view"]["id"],
-                                view=bulk_render.invite_modal(courses, course_id=chosen, channel=ctx.channel))
+                                view=bulk_render.invite_modal(courses, course_id=course_id, channel=ctx.channel))
+    return None
 
 
 _SPLIT = re.compile(r"[\s,;]+")
@@ -105,75 +105,69 @@ def read_form(values: dict[str, Any]) -> tuple[str, list[Ref], dict[str, str]]:
     return course, list(dict.fromkeys(refs)), errors
 
 
-async def _dm(rt: Runtime, user: str, message: render.Message) -> None:
-    try:
-        await rt.slack.chat_postMessage(channel=user, **message.as_kwargs())
-    except SlackApiError as exc:
-        log.warning("could not message %s (%s)", user, exc.response.get("error"))
+class BulkListeners:
+    def __init__(self, rt: Runtime, course_command: CourseCommand) -> None:
+        self.rt = rt
+        self.course_command = course_command
 
-
-def _error_message(exc: Exception) -> render.Message:
-    if not isinstance(exc, render.EXPECTED_ERRORS):
-        log.error("bulk job button failed", exc_info=exc)
-    return render.error_message(exc)
-
-
-def register(app: AsyncApp, rt: Runtime) -> None:
-    @app.view(bulk_render.MODAL_CALLBACK)
-    async def submitted(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:
-        course, refs, errors = read_form(view.get("state", {}).get("values", {}))
+    async def form_submitted(self, ack: AsyncAck, submission: ViewSubmission) -> None:
+        course, refs, errors = read_form(submission.view.values)
         if errors:
             await ack(response_action="errors", errors=errors)
             return
         await ack()
-        user = str(body["user"]["id"])
-        channel = str(json.loads(view.get("private_metadata") or "{}").get("channel") or "")
+        user = submission.user_id
+        channel = str(submission.view.metadata().get("channel") or "")
         inv = Invocation(COMMANDS["invite"], course=course, targets=tuple(refs), text=f"invite (form) {course}")
-        message = await run_command(rt, inv, Context(user=user, channel=channel))
+        message = await self.course_command.run(inv, Context(user=user, channel=channel))
         if message is not None:
-            await _dm(rt, user, message)
+            await self.rt.replies.direct(user, message)
 
-    @app.action(bulk_render.START_ACTION)
-    async def start(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
+    async def start(self, ack: AsyncAck, click: BlockAction) -> None:
         await ack()
-        user, job_id = str(body["user"]["id"]), str(body["actions"][0]["value"])
+        rt = self.rt
         try:
-            record = await rt.bulk.claim(user, job_id)
-            await start_job(rt, record)
-        except (UserFacingError, DirectoryError, PlatformError) as exc:
-            await respond(**_error_message(exc).as_kwargs(), response_type="ephemeral", replace_original=False)
+            record = await rt.bulk.claim(click.user_id, click.action.value)
+        except render.EXPECTED_ERRORS as exc:
+            await rt.replies.private(click.user_id, click.response_url, render.error_message(exc))
             return
+        await start_job(rt, record)
         labels = KINDS[record.kind].labels
-        await respond(**bulk_render.confirmed_message(record, labels).as_kwargs(), replace_original=True)
+        await rt.replies.respond(click.response_url, bulk_render.confirmed_message(record, labels), replace=True,
+                                 ephemeral=False)
 
-    @app.action(bulk_render.DISCARD_ACTION)
-    async def discard(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
+    async def discard(self, ack: AsyncAck, click: BlockAction) -> None:
         await ack()
-        user, job_id = str(body["user"]["id"]), str(body["actions"][0]["value"])
+        rt = self.rt
         try:
-            record = await rt.bulk.cancel(user, job_id)
-        except UserFacingError as exc:
-            await respond(**_error_message(exc).as_kwargs(), response_type="ephemeral", replace_original=False)
+            record = await rt.bulk.cancel(click.user_id, click.action.value)
+        except render.EXPECTED_ERRORS as exc:
+            await rt.replies.private(click.user_id, click.response_url, render.error_message(exc))
+            return
+        if record.status.finished and record.confirmed_by:
+            await rt.replies.private(click.user_id, click.response_url,
+                                     render.simple("That job has already finished; nothing was changed."))
             return
         if record.confirmed_by:  # someone started it first: it is running, and now cancelling
-            await respond(**bulk_render.claimed_message(record, "It had already started; it stops now and "
-                                                                "the report says who was done.").as_kwargs(),
-                          response_type="ephemeral", replace_original=False)
+            note = "It had already started; it stops now and the report says who was done."
+            await rt.replies.private(click.user_id, click.response_url, bulk_render.claimed_message(record, note))
             return
-        await respond(**bulk_render.discarded_message(record, user).as_kwargs(), replace_original=True)
+        await rt.replies.respond(click.response_url, bulk_render.discarded_message(record, click.user_id),
+                                 replace=True, ephemeral=False)
 
-    @app.action(bulk_render.CANCEL_ACTION)
-    async def cancel(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
+    async def cancel(self, ack: AsyncAck, click: BlockAction) -> None:
         await ack()
-        user, job_id = str(body["user"]["id"]), str(body["actions"][0]["value"])
+        rt = self.rt
         try:
-            record = await rt.bulk.cancel(user, job_id)
-        except UserFacingError as exc:
-            await respond(**_error_message(exc).as_kwargs(), response_type="ephemeral", replace_original=False)
+            record = await rt.bulk.cancel(click.user_id, click.action.value)
+        except render.EXPECTED_ERRORS as exc:
+            await rt.replies.private(click.user_id, click.response_url, render.error_message(exc))
             return
         if record.status.finished:
-            await respond(text="That job has already finished.", response_type="ephemeral", replace_original=False)
+            await rt.replies.private(click.user_id, click.response_url,
+                                     render.simple("That job has already finished; nothing was changed."))
             return
-        snapshot = await rt.bulk.snapshot(job_id)
+        snapshot = await rt.bulk.snapshot(click.action.value)
         if snapshot is not None:
-            await respond(**bulk_render.progress_message(snapshot).as_kwargs(), replace_original=True)
+            await rt.replies.respond(click.response_url, bulk_render.progress_message(snapshot), replace=True,
+                                     ephemeral=False)

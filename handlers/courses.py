@@ -10,13 +10,13 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
-from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_bolt.async_app import AsyncAck
 from slack_sdk.errors import SlackApiError
 
 from bot import render
-from bot.core.errors import NotAllowed, UserFacingError
+from bot.approvals.decisions import Action, Via
+from bot.core.errors import UserFacingError
 from bot.core.grammar import Invocation, Ref, RefKind
-from bot.core.store import audit
 from bot.courses import render as view
 from bot.courses.service import (
     CourseForm,
@@ -27,11 +27,11 @@ from bot.courses.service import (
     NotEnrolled,
     check_form,
 )
-from bot.enrolment.service import Action
 from bot.platforms.base import PlatformError, ValidationFailed
 from bot.runtime import Runtime
 from handlers.bulk import plan_and_start
-from handlers.commands import Context, Runner, runs
+from handlers.commands import Context, Runner
+from handlers.payloads import BlockAction, BlockSuggestion, ViewSubmission
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +52,7 @@ def courses(rt: Runtime) -> CourseService:
 
 # ---- /course new ----------------------------------------------------------------------------
 
-@runs("new")
-async def _new(rt: Runtime, inv: Invocation, ctx: Context) -> render.Message | None:
+async def new(rt: Runtime, inv: Invocation, ctx: Context) -> render.Message | None:
     # The trigger id lasts 3 s: open a loading form at once, fill it in when the platform has answered.
     metadata = FormMetadata(channel=ctx.channel).model_dump_json()
     try:
@@ -134,14 +133,14 @@ async def announce(rt: Runtime, user: str, channel: str, message: render.Message
     await rt.slack.chat_postMessage(channel=user, **message.as_kwargs())
 
 
-async def _submitted(rt: Runtime, ack: AsyncAck, body: dict[str, Any]) -> None:
+async def _submitted(rt: Runtime, ack: AsyncAck, submission: ViewSubmission) -> None:
     started = time.monotonic()
-    submitted = body["view"]
-    user = str(body["user"]["id"])
-    state = (submitted.get("state") or {}).get("values") or {}
-    blocks = submitted.get("blocks") or []
+    submitted = submission.view
+    user = submission.user_id
+    state = submitted.values
+    blocks = submitted.blocks
     try:
-        metadata = FormMetadata.model_validate_json(submitted.get("private_metadata") or "{}")
+        metadata = FormMetadata.model_validate_json(submitted.private_metadata or "{}")
     except ValidationError:
         metadata = FormMetadata()
     checked = check_form(read_form(state))
@@ -149,8 +148,8 @@ async def _submitted(rt: Runtime, ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack(response_action="errors", errors=inline_errors(checked, blocks))
         return
     service = courses(rt)
-    team = str((body.get("team") or {}).get("id") or submitted.get("team_id") or "")
-    creating = asyncio.create_task(service.create(user, checked, form_id=f"{team}:{submitted['id']}"))
+    team = submission.team.id if submission.team else submitted.team_id
+    creating = asyncio.create_task(service.create(user, checked, form_id=f"{team}:{submitted.id}"))
     budget = max(0.1, ACK_BUDGET - (time.monotonic() - started))
     done, _ = await asyncio.wait({creating}, timeout=budget)
     if not done:
@@ -178,9 +177,6 @@ async def _submitted(rt: Runtime, ack: AsyncAck, body: dict[str, Any]) -> None:
         except CreationInProgress:
             await ack(response_action="update", view=view.working_modal(checked.title))
             return
-        except NotAllowed as exc:
-            await ack(response_action="errors", errors={view.TITLE: exc.text(str)})
-            return
         except (UserFacingError, PlatformError) as exc:
             reason = exc.text(str) if isinstance(exc, UserFacingError) else exc.message
             await ack(response_action="errors", errors={view.TITLE: f"{reason} Nothing was created."[:2000]})
@@ -198,21 +194,21 @@ async def _submitted(rt: Runtime, ack: AsyncAck, body: dict[str, Any]) -> None:
             actor=user))
 
 
-async def _options(rt: Runtime, ack: AsyncAck, body: dict[str, Any], kind: str) -> None:
-    """A type-ahead menu of the form: hosts (members by name or email), locations or plans."""
-    user = str((body.get("user") or {}).get("id") or "")
-    query = str(body.get("value") or "")
+async def _options(rt: Runtime, ack: AsyncAck, suggestion: BlockSuggestion, kind: str) -> None:
+    """A type-ahead menu of the form: hosts (members by name or email), locations or plans.
+
+    Managers only (the edge's gate answers anyone else with no options)."""
+    query = suggestion.value
     options: list[dict[str, Any]] = []
     try:
-        if await rt.permissions.is_manager(user):  # member names and emails are for managers only
-            service = courses(rt)
-            async with asyncio.timeout(SUGGEST_BUDGET):
-                if kind == view.HOST:
-                    options = [view.member_option(m) for m in await service.search_hosts(query)]
-                elif kind == view.LOCATION:
-                    options = [view.location_option(loc) for loc in await service.locations_matching(query)]
-                else:
-                    options = [view.plan_option(p, with_location=True) for p in await service.plans_matching(query)]
+        service = courses(rt)
+        async with asyncio.timeout(SUGGEST_BUDGET):
+            if kind == view.HOST:
+                options = [view.member_option(m) for m in await service.search_hosts(query)]
+            elif kind == view.LOCATION:
+                options = [view.location_option(loc) for loc in await service.locations_matching(query)]
+            else:
+                options = [view.plan_option(p, with_location=True) for p in await service.plans_matching(query)]
     except (TimeoutError, PlatformError) as exc:
         log.info("no %s options for %r: %s", kind, query, getattr(exc, "message", "timed out"))
     await ack(options=options[:100])
@@ -220,8 +216,7 @@ async def _options(rt: Runtime, ack: AsyncAck, body: dict[str, Any], kind: str) 
 
 # ---- /course lessons, complete, uncomplete -----------------------------------------------------
 
-@runs("lessons")
-async def _lessons(rt: Runtime, inv: Invocation, ctx: Context) -> render.Message:
+async def lessons(rt: Runtime, inv: Invocation, ctx: Context) -> render.Message:
     assert inv.course is not None
     return view.lessons_message(await courses(rt).lessons(inv.course))
 
@@ -253,8 +248,8 @@ def _completion(remove: bool) -> Runner:
     return run
 
 
-runs("complete")(_completion(remove=False))
-runs("uncomplete")(_completion(remove=True))
+complete = _completion(remove=False)
+uncomplete = _completion(remove=True)
 
 
 async def _bulk_complete(rt: Runtime, inv: Invocation, ctx: Context) -> render.Message | None:
@@ -278,71 +273,53 @@ class OfferValue(BaseModel):
     lesson: str
 
 
-async def _offer(rt: Runtime, body: dict[str, Any], respond: AsyncRespond, *, enrol: bool) -> None:
-    user = str(body["user"]["id"])
+async def _offer(rt: Runtime, click: BlockAction, *, enrol: bool) -> None:
+    """"Enrol them" and "Mark … complete": managers only (the edge's gate); the offer stays for them."""
+    user = click.user_id
     try:
-        offer = OfferValue.model_validate_json(str(body["actions"][0].get("value") or ""))
-    except (ValidationError, KeyError, IndexError):
-        await respond(**render.simple(":warning: That button is out of date; run the command again.").as_kwargs(),
-                      response_type="ephemeral", replace_original=False)
+        offer = OfferValue.model_validate_json(click.action.value)
+    except ValidationError:
+        await rt.replies.private(user, click.response_url,
+                                 render.simple(":warning: That button is out of date; run the command again."))
         return
     member = Ref(RefKind.ID, offer.member)
 
     async def work() -> render.Message:
         if enrol:
-            changed = await rt.enrolments.change(user, Action.ENROL, offer.course, member)
-            lesson = await courses(rt).lesson(changed.course, offer.lesson)
+            changed = await rt.enrolments.change(user, Action.ENROL, offer.course, member, via=Via.BUTTON)
+            if changed.subject is None or changed.outcome.value not in ("done", "already"):
+                return view.enrolled_offer_message(changed, offer.lesson, "", actor=user)
+            course = await rt.enrolments.resolve.course(offer.course)
+            lesson = await courses(rt).lesson(course, offer.lesson)
             return view.enrolled_offer_message(changed, lesson.id, lesson.title, actor=user)
         result = await courses(rt).complete(user, offer.course, member, offer.lesson)
         return view.completion_message(result, actor=user)
 
     try:
-        message = await _guarded(rt, user, "enrol" if enrol else "complete", offer.model_dump_json(), work())
-    except NotAllowed as exc:
-        # Only the clicker sees this, and the offer stays for a manager to use.
-        await respond(**render.refusal_message(exc.text(render.esc)).as_kwargs(), response_type="ephemeral",
-                      replace_original=False)
-        return
-    await respond(**message.as_kwargs(), response_type="ephemeral", replace_original=True)
+        message = await _progress_reply(work())
+    except render.EXPECTED_ERRORS as exc:
+        message = render.error_message(exc)
+    if not await rt.replies.respond(click.response_url, message, replace=True):
+        await rt.replies.direct(user, message)
 
 
-async def _guarded(rt: Runtime, user: str, action: str, target: str, work: Awaitable[render.Message]) -> render.Message:
-    """Every failure of a button's work but a refusal as a message (what run_command does for commands)."""
-    try:
-        return await _progress_reply(work)
-    except NotAllowed:
-        raise
-    except Exception as exc:
-        if isinstance(exc, PlatformError):
-            await audit(rt.redis, actor=user, action=action, target=target[:200], outcome="platform error",
-                        detail=exc.message)
-        elif not isinstance(exc, render.EXPECTED_ERRORS):
-            log.exception("%s button failed", action)
-        return render.error_message(exc)
+class CourseListeners:
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
 
+    async def form_submitted(self, ack: AsyncAck, submission: ViewSubmission) -> None:
+        await _submitted(self.rt, ack, submission)
 
-def _suggester(rt: Runtime, kind: str) -> Callable[[AsyncAck, dict[str, Any]], Awaitable[None]]:
-    async def suggest(ack: AsyncAck, body: dict[str, Any]) -> None:
-        await _options(rt, ack, body, kind)
+    def suggest(self, kind: str) -> Callable[[AsyncAck, BlockSuggestion], Awaitable[None]]:
+        async def run(ack: AsyncAck, suggestion: BlockSuggestion) -> None:
+            await _options(self.rt, ack, suggestion, kind)
 
-    return suggest
+        return run
 
-
-def register(app: AsyncApp, rt: Runtime) -> None:
-    @app.view(view.NEW_VIEW)
-    async def course_new_submitted(ack: AsyncAck, body: dict[str, Any]) -> None:
-        await _submitted(rt, ack, body)
-
-    for kind in (view.HOST, view.LOCATION, view.PLAN):
-        app.options(view.action(kind))(_suggester(rt, kind))
-
-    @app.action(view.ENROL_OFFER)
-    async def enrol_offer(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
+    async def enrol_offer(self, ack: AsyncAck, click: BlockAction) -> None:
         await ack()
-        await _offer(rt, body, respond, enrol=True)
+        await _offer(self.rt, click, enrol=True)
 
-    @app.action(view.COMPLETE_OFFER)
-    async def complete_offer(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
+    async def complete_offer(self, ack: AsyncAck, click: BlockAction) -> None:
         await ack()
-        await _offer(rt, body, respond, enrol=False)
-
+        await _offer(self.rt, click, enrol=False)

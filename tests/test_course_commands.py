@@ -95,7 +95,7 @@ async def test_block_and_unblock_change_access_once_each(bot: Shell, nexudus: Te
     assert "unblocked" in text_of(await bot.command("unblock founders ann@example.com"))
     record = enrolments(nexudus, "founders", "ann")[0]
     assert record["Blocked"] is False and record["Approved"] is False
-    assert "was not blocked" in text_of(await bot.command("unblock founders ann@example.com"))
+    assert "is not blocked in" in text_of(await bot.command("unblock founders ann@example.com"))
     assert len([w for w in writes(nexudus) if w[0] == "PUT"]) == 2
 
 

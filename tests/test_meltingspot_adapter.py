@@ -20,7 +20,7 @@ from limits.aio.storage import MemoryStorage
 from starlette.requests import Request
 from starlette.responses import Response
 
-from bot.core.models import CourseDraft, Visibility
+from bot.core.models import CourseDraft, Enrolment, Visibility
 from bot.core.pacing import Budget, make_storage, smooth_per_seconds
 from bot.platforms.base import Capability, NotFound, NotSupported, PlatformError
 from bot.platforms.http import RetryPolicy
@@ -526,8 +526,8 @@ async def test_unsupported_operations_say_so_in_a_sentence() -> None:
                            Capability.CREATE_COURSE):
             assert not ms.supports(capability)
         calls = [
-            ms.set_access("c/p", approved=True),
-            ms.set_access("c/p", blocked=True),
+            ms.set_access(Enrolment(id="c/p", course_id="c", member_id="p"), approved=True),
+            ms.set_access(Enrolment(id="c/p", course_id="c", member_id="p"), blocked=True),
             ms.list_lessons("c"),
             ms.list_completed_lessons(),
             ms.create_course(CourseDraft(title="New", location_id="l", host_id="h"), request_key="k"),

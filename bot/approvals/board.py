@@ -15,7 +15,9 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.approvals import render as render
-from bot.approvals.service import HISTORY_PAGES, CardRef, FoundCard, HomeData
+from bot.approvals.home import HomeData
+from bot.approvals.requests import CardRef, FoundCard
+from bot.approvals.service import HISTORY_PAGES
 from bot.approvals.store import ApprovalRequest
 from bot.slack.directory import Directory, DirectoryError
 

@@ -9,9 +9,15 @@ REQUEST = Key("request:{}", 90 * DAY, "an approval request (hash, one JSON value
 REQUESTS_OPEN = Key("requests:open", None, "sorted set of open request ids by time asked")
 REQUEST_OF = Key("request-of:{}", 90 * DAY, "platform enrolment id -> its latest request id (compare-and-set, "
                  "so one wait gets one request and one card)")
-DECISION = Key("decision:{}", 90 * DAY, "the claim on a request's decision: first SET NX wins; CLAIM_TTL while "
-               "the platform write runs (deleted if it fails, so Retry works), 90 days once done")
-CLAIM_TTL = 300
+REQUEST_FOR = Key("request-for:{}:{}", 90 * DAY, "course id + member id -> the latest request id of that "
+                  "enrolment, so `/course approve|block` on a waiting member decides its request (and card)")
+ACCESS_CLAIM = Key("claim:access:{}:{}", 15, "course id + member id: the claim of the one decision being made on "
+                   "that enrolment (JSON {token, actor, action, at}); renewed while the platform write runs, so a "
+                   "killed process frees it within seconds (bot.core.lease)")
+DECISION_RECORD = Key("decision-record:{}", 90 * DAY, "enrolment id -> the last decision the bot made on it (JSON: "
+                      "who, when, from where, reason): what cards, Home, the digest and attribution read")
+APPROVALS_GIVEN = Key("approvals-given:{}", 90 * DAY, "request id -> hash user id -> epoch: who approved it so far "
+                      "(a quorum of 2 or 3 writes the platform when the last one lands)")
 SYNC_CURSOR = Key("sync:cursor", None, "max UpdatedOn seen by the approval sync (platform's clock)")
 SYNC_LOCK = Key("lock:sync", 300, "one approval sync at a time across workers")
 SYNC_LAST = Key("sync:last", None, "when the approval sync last finished (epoch seconds, our clock)")

@@ -6,11 +6,14 @@ checked again on the server, so a value grants nothing.
 
 from __future__ import annotations
 
-import json
 from datetime import timedelta
 from typing import Any
 
-from bot.approvals.service import BatchReport, DecisionResult, HomeData, Outcome
+from pydantic import BaseModel, ValidationError
+
+from bot.approvals.decisions import DecisionResult, Outcome
+from bot.approvals.home import HomeData
+from bot.approvals.service import BatchReport
 from bot.approvals.store import ApprovalRequest, Decision, RequestState
 from bot.render import (
     VISIBILITY_ICON,
@@ -27,12 +30,13 @@ from bot.render import (
     simple,
     when,
 )
+from bot.render.ids import ActionId, ViewId
 
-APPROVE = "approval_approve"
-BLOCK = "approval_block"
-RETRY = "approval_retry"
-APPROVE_ALL = "approval_approve_all"
-BLOCK_VIEW = "approval_block_reason"
+APPROVE = ActionId.APPROVE
+BLOCK = ActionId.BLOCK
+RETRY = ActionId.RETRY
+APPROVE_ALL = ActionId.APPROVE_ALL
+BLOCK_VIEW = ViewId.BLOCK_REASON
 REASON_BLOCK = "reason"
 METADATA_EVENT = "coursebot_request"
 
@@ -61,14 +65,37 @@ def _plain_course(request: ApprovalRequest) -> str:
     return request.course_title or f"course {request.course_id}"
 
 
-def _buttons(request: ApprovalRequest, *, block_id: str | None = None, retry: bool = False) -> Block:
-    approve: Block = {"type": "button", "action_id": APPROVE, "value": request.id, "style": "primary",
+class RequestButton(BaseModel):
+    """A request button's value: the request, and the course a `/course pending` list was filtered by
+    (so a click there can redraw the same list). Cards posted before 0.2 carry the bare request id."""
+
+    r: str
+    k: str | None = None
+
+    def dump(self) -> str:
+        """The bare request id on cards and Home; JSON only where a list's filter must travel too."""
+        return self.r if self.k is None else self.model_dump_json()
+
+    @classmethod
+    def read(cls, value: str) -> RequestButton:
+        if value.startswith("{"):
+            try:
+                return cls.model_validate_json(value)
+            except ValidationError:
+                pass
+        return cls(r=value[:64])
+
+
+def _buttons(request: ApprovalRequest, *, block_id: str | None = None, retry: bool = False,
+             list_course: str | None = None) -> Block:
+    value = RequestButton(r=request.id, k=list_course).dump()
+    approve: Block = {"type": "button", "action_id": APPROVE, "value": value, "style": "primary",
                       "text": {"type": "plain_text", "text": "Approve"}}
-    block: Block = {"type": "button", "action_id": BLOCK, "value": request.id, "style": "danger",
+    block: Block = {"type": "button", "action_id": BLOCK, "value": value, "style": "danger",
                     "text": {"type": "plain_text", "text": "Block…"}}
     elements = [approve, block]
     if retry and request.failed_action:
-        again: Block = {"type": "button", "action_id": RETRY, "value": request.id, "style": "primary",
+        again: Block = {"type": "button", "action_id": RETRY, "value": value, "style": "primary",
                         "text": {"type": "plain_text", "text": f"Retry {request.failed_action}"}}
         other = block if request.failed_action == Decision.APPROVE.value else approve
         elements = [again, {k: v for k, v in other.items() if k != "style"}]
@@ -148,12 +175,30 @@ def member_message(request: ApprovalRequest) -> Message:
     return Message(text=esc(f"Your enrolment in {_plain_course(request)}: {request.state.value}"), blocks=blocks)
 
 
-def block_dialog(request: ApprovalRequest, metadata: dict[str, str]) -> dict[str, Any]:
+class BlockDialog(BaseModel):
+    """The Block dialog's private_metadata: which request, clicked where (to answer there)."""
+
+    r: str  # request id
+    via: str = "card"  # card, list or home
+    u: str = ""  # the click's response URL
+    k: str | None = None  # the /course pending list's course filter
+    c: str | None = None  # the clicked card's channel and ts
+    t: str | None = None
+
+    @classmethod
+    def read(cls, raw: str) -> BlockDialog:
+        try:
+            return cls.model_validate_json(raw or "{}")
+        except ValidationError:
+            return cls(r="")
+
+
+def block_dialog(request: ApprovalRequest, metadata: BlockDialog) -> dict[str, Any]:
     """The Block confirmation: a small modal with an optional reason."""
     return {
         "type": "modal",
         "callback_id": BLOCK_VIEW,
-        "private_metadata": json.dumps(metadata)[:3000],
+        "private_metadata": metadata.model_dump_json(exclude_none=True)[:3000],
         "title": {"type": "plain_text", "text": "Block this request?"},
         "submit": {"type": "plain_text", "text": "Block"},
         "close": {"type": "plain_text", "text": "Cancel"},
@@ -179,8 +224,12 @@ def decision_reply(result: DecisionResult, *, platform: str) -> Message | None:
         return simple(":grey_question: I no longer know this request (it may have been cleared). "
                       "`/course pending` shows what is waiting now; nothing was changed.")
     if result.outcome is Outcome.OWN:
-        return simple(":no_entry_sign: That is your own enrolment: another manager has to approve it. "
+        return simple(":no_entry_sign: That is your own enrolment: another manager or approver has to decide it. "
                       "Nothing was changed.")
+    if result.outcome is Outcome.COUNTED:
+        given = ", ".join(mention(u) for u in result.approvals)
+        return simple(f":ballot_box_with_check: Your approval is counted: {len(result.approvals)} of "
+                      f"{result.quorum} ({given}). {esc(request.member_label)} is approved when the last one lands.")
     if result.outcome is Outcome.BUSY:
         who = mention(result.holder.actor) if result.holder and result.holder.actor else "Someone"
         return simple(f":hourglass_flowing_sand: {who} is deciding this request right now; nothing else was "
@@ -262,7 +311,7 @@ def pending_message(requests: list[ApprovalRequest], *, course: str | None, batc
     blocks.append(header(f"Waiting for approval: {len(requests)}"))
     for request in requests[:LIST_MAX]:
         blocks.append(section(_row(request)))
-        blocks.append(_buttons(request, block_id=f"approval-list:{course_id or ''}:{request.id}"))
+        blocks.append(_buttons(request, block_id=f"approval-list:{request.id}", list_course=course_id or ""))
     if len(requests) > LIST_MAX:
         blocks.append(context(f"…and {len(requests) - LIST_MAX} more, oldest first: decide these, then run "
                               "`/course pending` again (or use the cards and the Home tab)."))

@@ -12,7 +12,6 @@ import json
 import secrets
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -67,9 +66,13 @@ class ApprovalRequest(BaseModel):
     state: RequestState = RequestState.PENDING
     decided_by: str = ""  # Slack user id; empty when decided outside the bot
     decided_at: datetime | None = None
+    decided_via: str = ""  # where the decision was made: card, list, home, digest, command, approve all, rule
     reason: str = ""
     error: str = ""  # the platform's last failure, shown on the card with Retry
     failed_action: str = ""
+    quorum: int = 1  # how many different people must approve before the platform is written
+    approvals: list[str] = []  # who approved so far (Slack user ids), while fewer than `quorum`
+    approvers: list[str] = []  # who is expected to decide besides the managers (user or group ids)
 
     @property
     def member_label(self) -> str:
@@ -80,51 +83,32 @@ class ApprovalRequest(BaseModel):
         return self.asked_at or self.seen_at
 
     def card_signature(self) -> str:
-        return "|".join((self.state.value, self.decided_by, self.reason, self.error))
+        return "|".join((self.state.value, self.decided_by, self.reason, self.error, str(self.quorum),
+                         ",".join(self.approvals), ",".join(self.approvers)))
 
 
-@dataclass(frozen=True)
-class Claim:
-    request_id: str
-    token: str
-    actor: str
-    action: str
+class DecisionRecord(BaseModel):
+    """The last decision the bot made on an enrolment: who, when, from where, why."""
 
-
-@dataclass(frozen=True)
-class Holder:
-    """Who holds (or held) a request's decision: `final` once the platform write is done."""
-
-    actor: str
-    action: str
-    final: bool
-    at: float
+    enrolment_id: str
+    course_id: str
+    member_id: str
+    action: str  # approve, block, unblock, enrol
+    actor: str  # Slack user id; "rule:<what>" when a rule decided
+    at: datetime
+    via: str
+    reason: str = ""
+    request_id: str = ""
 
 
 _CAS = """
 local current = redis.call('GET', KEYS[1])
 if (current == false and ARGV[1] == '') or current == ARGV[1] then
-  redis.call('SET', KEYS[1], ARGV[2])
+  redis.call('SET', KEYS[1], ARGV[2], 'EX', tonumber(ARGV[3]))
   return 1
 end
 return 0
 """
-
-_FINISH = """
-local raw = redis.call('GET', KEYS[1])
-if raw == false then return 0 end
-if cjson.decode(raw)['token'] ~= ARGV[1] then return 0 end
-redis.call('SET', KEYS[1], ARGV[2], 'EX', tonumber(ARGV[3]))
-return 1
-"""
-
-_RELEASE = """
-local raw = redis.call('GET', KEYS[1])
-if raw == false then return 0 end
-if cjson.decode(raw)['token'] ~= ARGV[1] then return 0 end
-return redis.call('DEL', KEYS[1])
-"""
-
 
 def _encode(values: dict[str, Any]) -> Mapping[FieldT, EncodableT]:
     return {name: json.dumps(value) for name, value in values.items()}
@@ -170,17 +154,22 @@ class ApprovalStore:
         the pointer moves only if it still holds that value, so two syncs never both create.
         """
         await self.redis.hset(keys.REQUEST(request.id), mapping=_encode(request.model_dump(mode="json")))
-        won = await self.redis.eval(_CAS, 1, keys.REQUEST_OF(request.enrolment_id), replacing or "", request.id)
+        won = await self.redis.eval(_CAS, 1, keys.REQUEST_OF(request.enrolment_id), replacing or "", request.id,
+                                    keys.REQUEST_OF.ttl or 0)
         if not won:
             await self.redis.delete(keys.REQUEST(request.id))
             return False
+        await self.redis.set(keys.REQUEST_FOR(request.course_id, request.member_id), request.id,
+                             ex=keys.REQUEST_FOR.ttl)
         await self.redis.zadd(keys.REQUESTS_OPEN(), {request.id: request.waiting_since.timestamp()})
         return True
 
     async def adopt(self, request: ApprovalRequest) -> None:
         """Store a request rebuilt from a card found in the channel (after Redis lost it)."""
         await self.redis.hset(keys.REQUEST(request.id), mapping=_encode(request.model_dump(mode="json")))
-        await self.redis.set(keys.REQUEST_OF(request.enrolment_id), request.id)
+        await self.redis.set(keys.REQUEST_OF(request.enrolment_id), request.id, ex=keys.REQUEST_OF.ttl)
+        await self.redis.set(keys.REQUEST_FOR(request.course_id, request.member_id), request.id,
+                             ex=keys.REQUEST_FOR.ttl)
         if request.state.open:
             await self.redis.zadd(keys.REQUESTS_OPEN(), {request.id: request.waiting_since.timestamp()})
         else:
@@ -219,32 +208,39 @@ class ApprovalStore:
         found = await self.get_many(list(dict.fromkeys(ids)))
         return [r for r in found if not r.state.open][:limit]
 
-    # ---- the decision claim -----------------------------------------------------------
+    async def request_for(self, course_id: str, member_id: str) -> str | None:
+        """The latest request of the enrolment of this member in this course, if any."""
+        value = await self.redis.get(keys.REQUEST_FOR(course_id, member_id))
+        return str(value) if value else None
 
-    async def claim(self, request_id: str, actor: str, action: str) -> Claim | None:
-        token = secrets.token_hex(8)
-        value = json.dumps({"token": token, "actor": actor, "action": action, "final": False, "at": time.time()})
-        if await self.redis.set(keys.DECISION(request_id), value, nx=True, ex=keys.CLAIM_TTL):
-            return Claim(request_id, token, actor, action)
-        return None
+    # ---- decision records and approvals given ------------------------------------------
 
-    async def holder(self, request_id: str) -> Holder | None:
-        raw = await self.redis.get(keys.DECISION(request_id))
+    async def record(self, record: DecisionRecord) -> None:
+        await self.redis.set(keys.DECISION_RECORD(record.enrolment_id), record.model_dump_json(),
+                             ex=keys.DECISION_RECORD.ttl)
+
+    async def last_decision(self, enrolment_id: str) -> DecisionRecord | None:
+        raw = await self.redis.get(keys.DECISION_RECORD(enrolment_id))
         if not raw:
             return None
-        data = json.loads(raw)
-        return Holder(str(data.get("actor", "")), str(data.get("action", "")), bool(data.get("final")),
-                      float(data.get("at", 0)))
+        try:
+            return DecisionRecord.model_validate_json(raw)
+        except ValidationError:
+            return None
 
-    async def finish(self, claim: Claim, *, actor: str | None = None, action: str | None = None) -> None:
-        """Turn the claim into the lasting record of the decision."""
-        value = json.dumps({"token": claim.token, "actor": claim.actor if actor is None else actor,
-                            "action": action or claim.action, "final": True, "at": time.time()})
-        await self.redis.eval(_FINISH, 1, keys.DECISION(claim.request_id), claim.token, value,
-                              keys.DECISION.ttl or 0)
+    async def add_approval(self, request_id: str, user_id: str) -> dict[str, float]:
+        """Count `user_id`'s approval once; returns everyone's so far (user id -> when)."""
+        key = keys.APPROVALS_GIVEN(request_id)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hsetnx(key, user_id, str(time.time()))
+            pipe.expire(key, keys.APPROVALS_GIVEN.ttl or 0)
+            pipe.hgetall(key)
+            *_, given = await pipe.execute()
+        return {str(u): float(t) for u, t in given.items()}
 
-    async def release(self, claim: Claim) -> None:
-        await self.redis.eval(_RELEASE, 1, keys.DECISION(claim.request_id), claim.token)
+    async def approvals_given(self, request_id: str) -> dict[str, float]:
+        given = await self.redis.hgetall(keys.APPROVALS_GIVEN(request_id))
+        return {str(u): float(t) for u, t in given.items()}
 
     # ---- sync bookkeeping -------------------------------------------------------------
 

@@ -11,12 +11,13 @@ from typing import Any
 from bot.bulk.service import CONFIRM_ABOVE, JobRecord, JobStatus, Outcome, Plan, Report, Snapshot, StepLabels
 from bot.bulk.targets import Unresolved
 from bot.core.models import Course
-from bot.render import Block, Message, context, esc, fields, mention, section, sections_of_lines, when
+from bot.render import Block, Message, context, esc, fields, mention, section, sections_of_lines, simple, when
+from bot.render.ids import ActionId, ViewId
 
-START_ACTION = "bulk_start"
-DISCARD_ACTION = "bulk_discard"
-CANCEL_ACTION = "bulk_cancel"
-MODAL_CALLBACK = "bulk_invite"
+START_ACTION = ActionId.BULK_START
+DISCARD_ACTION = ActionId.BULK_DISCARD
+CANCEL_ACTION = ActionId.BULK_CANCEL
+MODAL_CALLBACK = ViewId.BULK_INVITE
 CSV_ABOVE = 20  # a report with more rows than this also comes as a CSV file
 LIST_LINES = 20  # people listed in a message before "…and N more"
 BAR_WIDTH = 20
@@ -330,3 +331,12 @@ def invite_modal(courses: list[Course], *, course_id: str | None, channel: str) 
     return {"type": "modal", "callback_id": MODAL_CALLBACK, "title": _plain("Invite to a course"),
             "submit": _plain("Next"), "close": _plain("Cancel"),
             "private_metadata": json.dumps({"channel": channel}), "blocks": blocks}
+
+
+def vanished_message(course: str, done: int | None, total: int | None) -> Message:
+    """A job whose records Redis lost (flushed, or restarted without persistence)."""
+    where = f" in *{esc(course)}*" if course else ""
+    progress = f" {done} of {total} people were done before that." if done is not None and total else ""
+    return simple(f":warning: A bulk job{where} lost its records in Redis (the store was flushed or restarted "
+                  f"without persistence), so it stopped.{progress} Run the same command again: people already "
+                  "done are skipped.")

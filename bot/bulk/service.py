@@ -60,13 +60,14 @@ from bot.bulk import keys
 from bot.bulk.kinds import KINDS, make_step
 from bot.bulk.step import BulkStep, StepLabels
 from bot.bulk.targets import BulkItem, Outcome, People, Unresolved, resolve_people
-from bot.core.errors import NotAllowed, UserFacingError
+from bot.core.audit import audit
+from bot.core.errors import UserFacingError
 from bot.core.grammar import Ref
 from bot.core.jobs import JobQueue
 from bot.core.models import Course
 from bot.core.pacing import BudgetExceeded
 from bot.core.permissions import Permissions
-from bot.core.store import Redis, audit
+from bot.core.store import Redis
 from bot.enrolment.resolve import Resolver
 from bot.platforms.base import CoursePlatform, PlatformError
 from bot.slack.directory import Directory
@@ -227,20 +228,12 @@ class BulkService:
         self.jobs = jobs
         self.resolve = Resolver(platform, directory, redis)
 
-    async def _require_manager(self, actor: str, action: str, target: str) -> None:
-        if await self.permissions.is_manager(actor):
-            return
-        await audit(self.redis, actor=actor, action=action, target=target, outcome="refused",
-                    detail="not a manager")
-        raise NotAllowed(self.permissions.refusal())
-
     async def people(self, targets: Sequence[Ref]) -> People:
         return await resolve_people(self.platform, self.directory, self.redis, targets)
 
     async def plan(self, actor: str, kind: str, course_query: str, targets: Sequence[Ref], *,
                    params: dict[str, str] | None = None) -> Plan:
         """Resolve the course and the people, look at what is already done, estimate, and store it all."""
-        await self._require_manager(actor, kind, course_query)
         if not targets:
             raise UserFacingError("Name at least one person: an email, an @user, a #channel or an @user-group.")
         course = await self.resolve.course(course_query)
@@ -297,18 +290,19 @@ class BulkService:
         record = await load_record(self.redis, job_id)
         if record is None:
             raise UserFacingError("That job is too old or unknown; run the command again.")
-        await self._require_manager(actor, record.kind, f"job {job_id}")
         if record.status is not JobStatus.PLANNED or not await self.redis.hsetnx(
                 keys.JOB(job_id), "confirmed_by", json.dumps(actor)):
             raise UserFacingError(_already(record))
         record.confirmed_by = actor
         return record
 
-    async def start(self, record: JobRecord, *, channel: str, ts: str) -> JobRecord:
-        """Record where the progress message is, and queue the job (after `claim`)."""
+    async def start(self, record: JobRecord, *, channel: str, ts: str | None) -> JobRecord:
+        """Record where the progress message is (ts None: not posted yet), and queue the job (after `claim`)."""
         record.status, record.channel, record.ts = JobStatus.QUEUED, channel, ts
         await save_fields(self.redis, record, "status", "channel", "ts")
-        await self.jobs.enqueue("bulk", key=f"bulk:{record.id}", job_id=record.id)
+        # The owner travels with the job, so it can be told even if Redis loses the job's record.
+        await self.jobs.enqueue("bulk", key=f"bulk:{record.id}", job_id=record.id,
+                                owner=record.confirmed_by or record.actor, course=record.course_title)
         await audit(self.redis, actor=record.confirmed_by or record.actor, action=record.kind,
                     target=f"course {record.course_id}", outcome="started", detail=f"job {record.id}")
         return record
@@ -318,7 +312,6 @@ class BulkService:
         record = await load_record(self.redis, job_id)
         if record is None:
             raise UserFacingError("That job is too old or unknown.")
-        await self._require_manager(actor, record.kind, f"job {job_id}")
         if record.status.finished:
             return record
         if record.status is JobStatus.PLANNED and await self.redis.hsetnx(
@@ -382,6 +375,15 @@ class LockLost(Exception):
     """Another runner holds this job now (this one was too slow to renew its lock)."""
 
 
+class JobVanished(Exception):
+    """The job's record is gone from Redis (flushed, or restarted without persistence): it cannot go on."""
+
+    def __init__(self, done: int, total: int) -> None:
+        super().__init__(f"{done} of {total} done when the record vanished")
+        self.done = done
+        self.total = total
+
+
 @dataclass
 class _Run:
     """The state of one run of one job (in memory; Redis holds what must survive it)."""
@@ -393,6 +395,7 @@ class _Run:
     samples: deque[tuple[float, int]] = field(default_factory=lambda: deque(maxlen=64))
     cancel_by: str | None = None
     lost: bool = False
+    vanished: bool = False
     resume_at: float | None = None
     changed: bool = True
 
@@ -463,6 +466,8 @@ class BulkRunner:
         finally:
             control.cancel()
             await asyncio.gather(control, return_exceptions=True)
+        if state.vanished:
+            raise JobVanished(state.processed, len(plan.items))
         if state.lost:
             raise LockLost()
         record.finished_at = time.time()
@@ -483,7 +488,7 @@ class BulkRunner:
     # -- the members ----------------------------------------------------------------------------
 
     def _stopping(self, state: _Run) -> bool:
-        return state.cancel_by is not None or state.lost
+        return state.cancel_by is not None or state.lost or state.vanished
 
     async def _worker(self, step: BulkStep, state: _Run) -> None:
         while state.queue and not self._stopping(state):
@@ -594,6 +599,9 @@ class BulkRunner:
                 except LockError:
                     state.lost = True
                     return
+            if not await self.redis.exists(keys.JOB(self.job_id)):
+                state.vanished = True
+                return
             if state.cancel_by is None:
                 cancel_by = await self.redis.get(keys.JOB_CANCEL(self.job_id))
                 if cancel_by is not None:

@@ -13,7 +13,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.bulk import render as render
-from bot.bulk.service import BulkRunner, Report, Snapshot, load_record
+from bot.bulk.service import BulkRunner, JobVanished, Report, Snapshot, load_record
 
 if TYPE_CHECKING:
     from bot.runtime import Runtime
@@ -58,9 +58,23 @@ class SlackProgress:
 
 async def run_bulk_job(rt: Runtime, kwargs: dict[str, Any]) -> None:
     job_id = str(kwargs["job_id"])
+    owner, course = str(kwargs.get("owner") or ""), str(kwargs.get("course") or "")
     record = await load_record(rt.redis, job_id)
     if record is None:
-        log.warning("bulk job %s: no record in Redis (expired?); nothing to do", job_id)
+        log.warning("bulk job %s: no record in Redis; telling its owner", job_id)
+        await _tell_vanished(rt, owner, course, None)
         return
     sink = SlackProgress(rt.slack, record.channel or record.confirmed_by or record.actor, record.ts)
-    await BulkRunner(rt.platform, rt.redis, job_id, sink).run()
+    try:
+        await BulkRunner(rt.platform, rt.redis, job_id, sink).run()
+    except JobVanished as exc:
+        log.warning("bulk job %s: its record vanished from Redis mid-run (%s)", job_id, exc)
+        await _tell_vanished(rt, owner or record.confirmed_by or record.actor, course or record.course_title, exc)
+
+
+async def _tell_vanished(rt: Runtime, owner: str, course: str, exc: JobVanished | None) -> None:
+    """The job cannot go on without its records: say so to whoever started it, rather than freeze."""
+    if not owner:
+        return
+    await rt.replies.direct(owner, render.vanished_message(course, exc.done if exc else None,
+                                                           exc.total if exc else None))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -71,6 +72,9 @@ class Enrolment(_Model):
     last_completed_lesson: str | None = None
     completion_rate: int | None = None
     status: str | None = Field(default=None, description="the platform's own status word, if it has one")
+    record: dict[str, Any] | None = Field(default=None, exclude=True, repr=False)
+    """The platform's full record when it was read by id (a Nexudus update PUTs the whole object back);
+    None when it came from a list, whose records are partial."""
 
     @property
     def state(self) -> AccessState:

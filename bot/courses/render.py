@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from bot.approvals.decisions import DecisionResult, Outcome
 from bot.core.models import Course, Lesson, Location, Member, PricePlan, Section, Visibility
 from bot.courses.service import (
     SUMMARY_MAX,
@@ -21,7 +22,7 @@ from bot.courses.service import (
     LessonsListing,
     NotEnrolled,
 )
-from bot.enrolment.service import ChangeResult
+from bot.enrolment.render import change_message, subject_course, subject_label
 from bot.render import (
     VISIBILITY_ICON,
     Block,
@@ -35,10 +36,11 @@ from bot.render import (
     sections_of_lines,
     simple,
 )
+from bot.render.ids import ActionId, ViewId
 
-NEW_VIEW = "course_new"
-ENROL_OFFER = "course_enrol_offer"
-COMPLETE_OFFER = "course_complete_offer"
+NEW_VIEW = ViewId.COURSE_NEW
+ENROL_OFFER = ActionId.ENROL_OFFER
+COMPLETE_OFFER = ActionId.COMPLETE_OFFER
 
 # Block ids (== action ids) of the form
 TITLE, LOCATION, HOST, ORDER, VISIBILITY, PLAN = "title", "location", "host", "display_order", "visibility", "plan"
@@ -292,16 +294,21 @@ def not_enrolled_message(error: NotEnrolled) -> Message:
     ])
 
 
-def enrolled_offer_message(result: ChangeResult, lesson_id: str, lesson_title: str, *, actor: str) -> Message:
-    who, course = member_label(result.member), course_label(result.course)
+def enrolled_offer_message(result: DecisionResult, lesson_id: str, lesson_title: str, *, actor: str) -> Message:
+    """After "Enrol them": what happened, and the next button; anything but enrolled is the usual reply."""
+    subject = result.subject
+    assert subject is not None
+    if result.outcome not in (Outcome.DONE, Outcome.ALREADY):
+        return change_message(result, actor=actor)
+    who, course = subject_label(subject), subject_course(subject)
     if result.changed:
         text = f":white_check_mark: {mention(actor)} enrolled {who} in {course}."
     else:
         text = f"{who} is {esc(result.note)} in {course}."
     button = {"type": "button", "action_id": COMPLETE_OFFER, "style": "primary",
               "text": _plain(f"Mark “{lesson_title}” complete"),
-              "value": offer_value(result.course.id, result.member.id, lesson_id)}
-    return Message(text=f"{result.member.label} enrolled in {result.course.title}", blocks=[
+              "value": offer_value(subject.course_id, subject.member_id, lesson_id)}
+    return Message(text=esc(f"{subject.member_label} enrolled in {subject.course_title}"), blocks=[
         section(text), {"type": "actions", "block_id": "course_complete_offer", "elements": [button]},
     ])
 

@@ -18,5 +18,4 @@ DIGEST_LEDGER_META = Key("digest:ledger:meta", None, "hash {synced_until, built_
 DIGEST_LEDGER_LOCK = Key("lock:digest-ledger", 1800, "one full ledger build at a time")
 DIGEST_DONE = Key("digest:done", None, "enrolment id -> epoch a digest first saw it completed ('b' suffix: "
                   "already completed when the first digest took stock); for platforms with participant statuses")
-DIGEST_DECISION = Key("digest:decision:{}", 30 * DAY, "enrolment id: first Approve/Block click on a digest wins")
 DIGEST_CARD_LOCK = Key("lock:digest-card:{}", 30, "one update at a time of a posted digest message (by ts)")

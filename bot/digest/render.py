@@ -7,10 +7,11 @@ few waiting requests only; the rest are counted and `/course pending` lists them
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import date, datetime
 from typing import Any
+
+from pydantic import BaseModel, ValidationError
 
 from bot.core.models import AccessState
 from bot.digest.service import CourseGroup, DayCount, Digest
@@ -28,13 +29,14 @@ from bot.render import (
     section,
     when,
 )
+from bot.render.ids import ActionId
 
 BUTTONS = 5  # waiting requests shown with Approve / Block buttons
 LIST_LINES = 15  # most lines in one list section
 NAMES_PER_COURSE = 6
 NAME_MAX = 80
-APPROVE_ACTION = "digest_approve"
-BLOCK_ACTION = "digest_block"
+APPROVE_ACTION = ActionId.DIGEST_APPROVE
+BLOCK_ACTION = ActionId.DIGEST_BLOCK
 PENDING_BLOCK = "digest_pending:"  # + enrolment id: the actions block of one waiting request
 SPARK = "▁▂▃▄▅▆▇█"
 
@@ -100,8 +102,23 @@ def summary(digest: Digest) -> str:
     return f"Course digest for {day_label(digest.day)}: " + ", ".join(parts) + "."
 
 
+class DigestButton(BaseModel):
+    """A digest button's value: the waiting enrolment, its course and member."""
+
+    e: str
+    c: str
+    m: str
+
+    @classmethod
+    def read(cls, value: str) -> DigestButton | None:
+        try:
+            return cls.model_validate_json(value)
+        except ValidationError:
+            return None
+
+
 def decision_value(enrolment_id: str, course_id: str, member_id: str) -> str:
-    return json.dumps({"e": enrolment_id, "c": course_id, "m": member_id}, separators=(",", ":"))
+    return DigestButton(e=enrolment_id, c=course_id, m=member_id).model_dump_json()
 
 
 def _buttons(enrolment_id: str, course_id: str, member_id: str) -> Block:

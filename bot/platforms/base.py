@@ -151,9 +151,12 @@ class CoursePlatform(abc.ABC):
 
     @abc.abstractmethod
     async def set_access(
-        self, enrolment_id: str, *, approved: bool | None = None, blocked: bool | None = None
+        self, enrolment: Enrolment, *, approved: bool | None = None, blocked: bool | None = None
     ) -> Enrolment:
-        """Change approval/blocking; everything else about the enrolment stays as it was."""
+        """Change approval/blocking of an enrolment the caller has just read; everything else stays as it was.
+
+        One write: the adapter uses what the caller read (`enrolment.record` when it holds the full
+        record) instead of reading again, and returns the enrolment as written."""
 
     # Bulk work (bot/bulk/service.py): many members, paced by the platform's shared budget
     bulk_invite_size: int = 1

@@ -773,7 +773,7 @@ class MeltingSpotPlatform(CoursePlatform):
         raise self._error(response, f"POST {path}", missing=f"course {course_id}")
 
     async def set_access(
-        self, enrolment_id: str, *, approved: bool | None = None, blocked: bool | None = None
+        self, enrolment: Enrolment, *, approved: bool | None = None, blocked: bool | None = None
     ) -> Enrolment:
         raise self.unsupported(
             "approving, blocking or unenrolling participants (it has no approval step, and no unenrol or block "

@@ -207,7 +207,13 @@ class NexudusPlatform(CoursePlatform):
                     "Nexudus did not accept the API user's credentials (NEXUDUS_USERNAME / NEXUDUS_PASSWORD). "
                     "Check them, and that the user has API access and no two-factor prompt."
                 )
-            self._token = str(response.json()["access_token"])
+            body = _json(response)
+            token = body.get("access_token") if isinstance(body, dict) else None
+            if not token:
+                raise PlatformError(f"Nexudus answered the login without a token ({_what(response)}). Check "
+                                    "NEXUDUS_BASE_URL: it must be the API root, https://spaces.nexudus.com.",
+                                    retryable=True)
+            self._token = str(token)
             return self._token
 
     async def _request(
@@ -251,7 +257,12 @@ class NexudusPlatform(CoursePlatform):
             return None
         if response.status_code >= 400:
             raise PlatformError(errors_sentence(_json(response), f"Nexudus answered {response.status_code}."))
-        return response.json()
+        body = _json(response)
+        if body is None:
+            raise PlatformError(f"Nexudus answered a read with {_what(response)} instead of data, so nothing was "
+                                "changed. Try again in a minute; if it lasts, check NEXUDUS_BASE_URL.",
+                                retryable=True)
+        return body
 
     async def _list(self, path: str, model: type[R], params: dict[str, Any] | None = None) -> list[R]:
         records: list[R] = []
@@ -287,6 +298,10 @@ class NexudusPlatform(CoursePlatform):
         fallback = f"Nexudus answered {response.status_code} without saying why."
         if response.status_code >= 400:
             raise _refusal(payload, fallback)
+        if not isinstance(payload, dict):
+            raise PlatformError(f"Nexudus answered the change with {_what(response)} instead of its confirmation, "
+                                "so the bot cannot tell whether it was made. Check it in the admin panel before "
+                                "trying again.")
         mutation = Mutation.model_validate(payload or {})
         if mutation.WasSuccessful is False or mutation.Errors:
             raise _refusal(payload, fallback)
@@ -410,7 +425,9 @@ class NexudusPlatform(CoursePlatform):
 
     async def get_enrolment(self, enrolment_id: str) -> Enrolment | None:
         raw = await self._get_raw(COURSE_MEMBERS, enrolment_id)
-        return self._enrolment(CourseMemberRecord.model_validate(raw)) if raw else None
+        if not raw:
+            return None
+        return self._enrolment(CourseMemberRecord.model_validate(raw)).model_copy(update={"record": raw})
 
     async def _get_raw(self, path: str, record_id: str) -> dict[str, Any] | None:
         if not record_id.isdigit():
@@ -480,20 +497,21 @@ class NexudusPlatform(CoursePlatform):
         return enrolment
 
     async def set_access(
-        self, enrolment_id: str, *, approved: bool | None = None, blocked: bool | None = None
+        self, enrolment: Enrolment, *, approved: bool | None = None, blocked: bool | None = None
     ) -> Enrolment:
-        raw = await self._get_raw(COURSE_MEMBERS, enrolment_id)
+        # The whole object goes back (reference: never PUT from list data), so a record read by
+        # id is used as it is; one that came from a list is read in full first.
+        raw = dict(enrolment.record) if enrolment.record else await self._get_raw(COURSE_MEMBERS, enrolment.id)
         if raw is None:
-            raise NotFound(f"Enrolment {enrolment_id} no longer exists on Nexudus.")
+            raise NotFound(f"Enrolment {enrolment.id} no longer exists on Nexudus.")
         if approved is not None:
             raw["Approved"] = approved
         if blocked is not None:
             raw["Blocked"] = blocked
-        await self._mutate("PUT", COURSE_MEMBERS, raw)
-        updated = await self.get_enrolment(enrolment_id)
-        if updated is None:
-            raise NotFound(f"Enrolment {enrolment_id} disappeared from Nexudus while it was being changed.")
-        return updated
+        mutation = await self._mutate("PUT", COURSE_MEMBERS, raw)
+        written = self._enrolment(CourseMemberRecord.model_validate(raw))
+        updated_on = _datetime(getattr(mutation, "UpdatedOn", None)) or written.updated_on
+        return written.model_copy(update={"updated_on": updated_on, "record": raw})
 
     # ---- lessons ----------------------------------------------------------------------
 
@@ -757,8 +775,32 @@ class NexudusPlatform(CoursePlatform):
         return course
 
 
+def _datetime(value: Any) -> datetime | None:
+    """A timestamp from an envelope (`UpdatedOn`), if it reads as one."""
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 def _json(response: httpx.Response) -> Any:
+    """The body as JSON, or None when it is not (an HTML page, a cut-off answer, nothing)."""
     try:
         return response.json()
     except ValueError:
         return None
+
+
+def _what(response: httpx.Response) -> str:
+    """What came back instead of JSON, in words (never the body itself)."""
+    if not response.content:
+        return "an empty answer"
+    kind = response.headers.get("content-type", "").split(";")[0].strip()
+    if "html" in kind or response.content.lstrip()[:1] == b"<":
+        return "a web page"
+    return "a cut-off or unreadable answer"

@@ -183,10 +183,11 @@ class SandboxPlatform(CoursePlatform):
                 raise NotFound("That course or member does not exist in the sandbox.")
             return self._new_enrolment(course, member, approved=approved, blocked=False, at=datetime.now(UTC))
 
-    async def set_access(self, enrolment_id: str, *, approved: bool | None = None,
+    async def set_access(self, enrolment: Enrolment, *, approved: bool | None = None,
                          blocked: bool | None = None) -> Enrolment:
+        enrolment_id = enrolment.id
         async with self._lock:
-            enrolment = self.enrolments.get(enrolment_id)
+            enrolment = self.enrolments.get(enrolment_id)  # type: ignore[assignment]
             if enrolment is None:
                 raise NotFound(f"Enrolment {enrolment_id} does not exist in the sandbox.")
             changes: dict[str, object] = {"updated_on": datetime.now(UTC)}

@@ -14,8 +14,7 @@ from typing import Any
 
 from bot.core.errors import CourseAmbiguous, CourseNotFound, MemberAmbiguous, NotAllowed, UserFacingError
 from bot.core.grammar import CommandSpec, ParseError
-from bot.core.models import AccessState, Course, EnrolmentCounts, Member, Visibility
-from bot.enrolment.service import Action, ChangeResult, CourseRow, CourseStatus, LinkResult, MemberStatus
+from bot.core.models import AccessState, Course, Member, Visibility
 from bot.platforms.base import PlatformError
 from bot.slack.directory import DirectoryError
 
@@ -120,8 +119,6 @@ def help_message(specs: list[CommandSpec], *, platform: str, is_manager: bool, n
     return Message(text="coursebot: what you can do with /course", blocks=blocks)
 
 
-# ---- courses and status -------------------------------------------------------------------
-
 VISIBILITY_ICON = {
     Visibility.PUBLIC: ":globe_with_meridians:",
     Visibility.HIDDEN: ":see_no_evil:",
@@ -131,51 +128,13 @@ VISIBILITY_ICON = {
 }
 
 
-def counts_text(counts: EnrolmentCounts) -> str:
-    parts = [f"{counts.approved} approved"]
-    if counts.pending:
-        parts.append(f"{counts.pending} waiting")
-    if counts.blocked:
-        parts.append(f"{counts.blocked} blocked")
-    noun = "member" if counts.total == 1 else "members"
-    return f"{counts.total} {noun} ({', '.join(parts)})"
-
-
 def course_label(course: Course) -> str:
     return f"*{esc(course.title)}* (id {esc(course.id)})"
 
 
-def courses_message(rows: list[CourseRow], *, platform: str) -> Message:
-    if not rows:
-        return simple(f"There are no courses on {esc(platform)} yet.")
-    lines = [
-        f"{VISIBILITY_ICON[row.course.visibility]} {course_label(row.course)} · {row.course.visibility.value}"
-        f"{'' if row.course.active else ' · inactive'} · {counts_text(row.counts)}"
-        for row in rows
-    ]
-    return Message(
-        text=f"{len(rows)} courses on {platform}",
-        blocks=[header(f"Courses on {platform}"), *sections_of_lines(lines),
-                context(esc("`/course status <course>` for one course, "
-                            "`/course status <course> <member>` for a member."))],
-    )
-
-
-def course_status_message(status: CourseStatus) -> Message:
-    course = status.course
-    pairs = [
-        ("Visibility", f"{VISIBILITY_ICON[course.visibility]} {course.visibility.value}"),
-        ("Members", str(status.counts.total)),
-        ("Approved", str(status.counts.approved)),
-        ("Waiting for approval", str(status.counts.pending)),
-        ("Blocked", str(status.counts.blocked)),
-    ]
-    if status.lessons is not None:
-        pairs.append(("Lessons", str(status.lessons)))
-    blocks = [section(course_label(course)), fields(pairs)]
-    if course.admin_url:
-        blocks.append(context(f"<{esc(course.admin_url)}|Open in the admin panel>"))
-    return Message(text=f"{course.title}: {counts_text(status.counts)}", blocks=blocks)
+def member_label(member: Member, *, with_email: bool = True) -> str:
+    email = f" ({esc(member.email)})" if with_email and member.email else ""
+    return f"*{esc(member.label)}*{email}"
 
 
 STATE_TEXT = {
@@ -183,75 +142,6 @@ STATE_TEXT = {
     AccessState.PENDING: ":hourglass_flowing_sand: waiting for approval",
     AccessState.BLOCKED: ":no_entry: blocked",
 }
-
-
-def member_label(member: Member) -> str:
-    email = f" ({esc(member.email)})" if member.email else ""
-    return f"*{esc(member.label)}*{email}"
-
-
-def member_status_message(status: MemberStatus) -> Message:
-    who, course = member_label(status.member), course_label(status.course)
-    enrolment = status.enrolment
-    if enrolment is None:
-        text = f"{who} is not enrolled in {course}."
-        hint = context(esc("Enrol them with `/course enrol <course> <member>`."))
-        return Message(text=text, blocks=[section(text), hint])
-    pairs = [("Access", STATE_TEXT[enrolment.state]), ("Enrolled", when(enrolment.created_on))]
-    if status.lessons:
-        done = {c.lesson_id for c in status.completed}
-        total = len(status.lessons)
-        finished = sum(1 for lesson in status.lessons if lesson.id in done)
-        pairs.append(("Progress", f"{finished} of {total} lessons{' :tada:' if finished == total else ''}"))
-    elif enrolment.completion_rate is not None:
-        pairs.append(("Progress", f"{enrolment.completion_rate}%"))
-    if enrolment.last_completed_lesson:
-        pairs.append(("Last lesson completed", esc(enrolment.last_completed_lesson)))
-    if enrolment.last_access:
-        pairs.append(("Last seen", when(enrolment.last_access)))
-    blocks = [section(f"{who} in {course}"), fields(pairs)]
-    if status.lessons:
-        done = {c.lesson_id for c in status.completed}
-        lines = [f"{':white_check_mark:' if lesson.id in done else ':white_circle:'} {esc(lesson.title)}"
-                 for lesson in status.lessons]
-        blocks.extend(sections_of_lines(lines, budget=20))
-    return Message(text=f"{status.member.label} in {status.course.title}: {enrolment.state.value}", blocks=blocks)
-
-
-# ---- changes ------------------------------------------------------------------------------
-
-DONE_TEXT = {
-    Action.ENROL: "enrolled",
-    Action.APPROVE: "approved",
-    Action.BLOCK: "blocked",
-    Action.UNBLOCK: "unblocked",
-}
-
-
-def change_message(result: ChangeResult, *, actor: str) -> Message:
-    who, course = member_label(result.member), course_label(result.course)
-    state = STATE_TEXT[result.enrolment.state]
-    if result.changed:
-        verb = DONE_TEXT[result.action]
-        if result.action is Action.ENROL and result.enrolment.state is AccessState.PENDING:
-            verb = "enrolled, waiting for approval,"
-        text = f":white_check_mark: {who} {verb} in {course} by {mention(actor)}."
-        if result.note:
-            text += f" ({esc(result.note)})"
-    else:
-        text = f"Nothing to change: {who} is {esc(result.note)} in {course}."
-    return Message(
-        text=f"{result.member.label}: {result.action.value} {result.course.title}",
-        blocks=[section(text), context(f"Now: {state}")],
-    )
-
-
-def link_message(result: LinkResult) -> Message:
-    member = f"{member_label(result.member)} (id {esc(result.member.id)})"
-    text = f":link: {mention(result.user_id)} is now linked to {member}."
-    if result.previous:
-        text += f" Before, they were linked to {esc(result.previous)}."
-    return simple(text)
 
 
 # ---- errors -------------------------------------------------------------------------------
