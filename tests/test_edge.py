@@ -37,7 +37,8 @@ async def test_an_approve_on_a_card_is_one_read_and_one_write(bot: Shell, nexudu
     await sync(nexudus, slack)
     nexudus.fake.reset_counters()
     await click(bot, card_for(slack, "Ann Other"), "approval_approve")
-    assert platform_requests(nexudus) == [("GET", "/api/content/coursemembers/1"), ("PUT", "/api/content/coursemembers")]
+    assert platform_requests(nexudus) == [("GET", "/api/content/coursemembers/1"),
+                                          ("PUT", "/api/content/coursemembers")]
     assert "was approved for" in text(card_for(slack, "Ann Other"))
 
 
