@@ -96,7 +96,7 @@ def digest(dry_run: bool) -> None:
     """Build today's digest; without --dry-run post it now (once per channel per day)."""
     import asyncio
 
-    from bot.digest.cli import run_digest_command
+    from bot.digest_command import run_digest_command
 
     settings = _settings()
     if not dry_run:

@@ -23,13 +23,14 @@ from bot.approvals.store import ApprovalStore
 from bot.bulk.service import BulkService
 from bot.core import store
 from bot.core.config import Platform, Settings
+from bot.core.directory import Directory
 from bot.core.jobs import InProcessJobQueue, JobQueue, SaqJobQueue
 from bot.core.pacing import Budget, make_storage, smooth_per_minute, smooth_per_seconds
 from bot.core.permissions import Permissions
 from bot.core.store import Redis
 from bot.enrolment.service import EnrolmentService
 from bot.platforms.base import CoursePlatform
-from bot.slack.directory import Directory, SlackDirectory
+from bot.slack.directory import SlackDirectory
 from bot.slack.replies import Replies
 
 log = logging.getLogger(__name__)

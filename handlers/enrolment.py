@@ -6,10 +6,10 @@ from collections.abc import Collection
 
 from bot import render
 from bot.approvals.decisions import Action
+from bot.core.capabilities import Capability
 from bot.core.grammar import Invocation, visible_commands
 from bot.enrolment import render as view
 from bot.enrolment.service import MemberStatus
-from bot.platforms.base import Capability
 from bot.runtime import Runtime
 from handlers.commands import Context, Runner
 

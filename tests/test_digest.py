@@ -20,10 +20,10 @@ from pydantic import SecretStr
 from bot.core.config import Platform, Settings
 from bot.core.models import Enrolment
 from bot.digest import keys as digest_keys
-from bot.digest.cli import run_digest_command
 from bot.digest.render import digest_message
 from bot.digest.sender import EVENT_TYPE, digest_tick, send_digest, service
 from bot.digest.service import CourseGroup, Digest, Finish
+from bot.digest_command import run_digest_command
 from bot.render import SECTION_MAX
 from bot.render.terminal import Button, TerminalView
 from bot.runtime import Runtime

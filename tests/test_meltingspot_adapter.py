@@ -20,9 +20,10 @@ from limits.aio.storage import MemoryStorage
 from starlette.requests import Request
 from starlette.responses import Response
 
+from bot.core.capabilities import Capability
 from bot.core.models import CourseDraft, Enrolment, Visibility
 from bot.core.pacing import Budget, make_storage, smooth_per_seconds
-from bot.platforms.base import Capability, NotFound, NotSupported, PlatformError
+from bot.platforms.base import NotFound, NotSupported, PlatformError
 from bot.platforms.http import RetryPolicy
 from bot.platforms.meltingspot import KEY_REFUSED, MeltingSpotPlatform, _query
 from bot.platforms.meltingspot_models import parse_time

@@ -19,7 +19,7 @@ from bot.approvals.home import HomeData
 from bot.approvals.requests import CardRef, FoundCard
 from bot.approvals.service import HISTORY_PAGES
 from bot.approvals.store import ApprovalRequest
-from bot.slack.directory import Directory, DirectoryError
+from bot.core.directory import Directory, DirectoryError
 
 log = logging.getLogger(__name__)
 

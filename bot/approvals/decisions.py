@@ -30,11 +30,12 @@ from bot.approvals.home import Home
 from bot.approvals.requests import CardRef, RequestBook, now
 from bot.approvals.store import ApprovalRequest, ApprovalStore, DecisionRecord, RequestState
 from bot.core.audit import audit
+from bot.core.capabilities import Capability
 from bot.core.lease import Holder, Lease, holder
 from bot.core.models import AccessState, Enrolment
 from bot.core.permissions import Permissions
 from bot.core.store import Redis
-from bot.platforms.base import Capability, CoursePlatform, PlatformError
+from bot.platforms.base import CoursePlatform, PlatformError
 
 log = logging.getLogger(__name__)
 

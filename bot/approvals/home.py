@@ -8,9 +8,10 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from bot.approvals.store import ApprovalRequest, ApprovalStore
+from bot.core.capabilities import Capability
 from bot.core.models import Visibility
 from bot.core.permissions import Permissions
-from bot.platforms.base import Capability, CoursePlatform
+from bot.platforms.base import CoursePlatform
 
 
 @dataclass(frozen=True)

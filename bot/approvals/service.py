@@ -23,10 +23,11 @@ from bot.approvals.decisions import Action, Change, DecisionService, Outcome, Vi
 from bot.approvals.home import Home, HomeData
 from bot.approvals.requests import CardRef, FoundCard, RequestBook, now
 from bot.approvals.store import ApprovalRequest, ApprovalStore, RequestState
+from bot.core.capabilities import Capability
 from bot.core.lease import Lease
 from bot.core.models import AccessState, Enrolment
 from bot.core.store import Redis
-from bot.platforms.base import Capability, CoursePlatform
+from bot.platforms.base import CoursePlatform
 
 log = logging.getLogger(__name__)
 

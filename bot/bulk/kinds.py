@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from bot.bulk.complete import CompleteLessonStep
 from bot.bulk.invite import InviteStep
 from bot.bulk.step import BulkStep
 from bot.core.models import Course
-from bot.courses.steps import CompleteLessonStep
 from bot.platforms.base import CoursePlatform
 
 KINDS: dict[str, type[BulkStep]] = {

@@ -61,6 +61,7 @@ from bot.bulk.kinds import KINDS, make_step
 from bot.bulk.step import BulkStep, StepLabels
 from bot.bulk.targets import BulkItem, Outcome, People, Unresolved, resolve_people
 from bot.core.audit import audit
+from bot.core.directory import Directory
 from bot.core.errors import UserFacingError
 from bot.core.grammar import Ref
 from bot.core.jobs import JobQueue
@@ -70,7 +71,6 @@ from bot.core.permissions import Permissions
 from bot.core.store import Redis
 from bot.enrolment.resolve import Resolver
 from bot.platforms.base import CoursePlatform, PlatformError
-from bot.slack.directory import Directory
 
 log = logging.getLogger(__name__)
 

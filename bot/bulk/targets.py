@@ -15,12 +15,12 @@ from enum import StrEnum
 from pydantic import BaseModel
 
 from bot.core import keys
+from bot.core.directory import Directory, DirectoryError
 from bot.core.errors import UserFacingError
 from bot.core.grammar import Ref, RefKind
 from bot.core.models import Member
 from bot.core.store import Redis
 from bot.platforms.base import CoursePlatform
-from bot.slack.directory import Directory, DirectoryError
 
 
 class Outcome(StrEnum):

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
-from bot.platforms.base import Capability
+from bot.core.capabilities import Capability
 
 
 class RefKind(StrEnum):

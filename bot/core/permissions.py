@@ -12,8 +12,8 @@ from collections.abc import Iterable
 from typing import Protocol
 
 from bot.core import keys
+from bot.core.directory import Directory, DirectoryError
 from bot.core.store import Redis
-from bot.slack.directory import Directory, DirectoryError
 
 log = logging.getLogger(__name__)
 

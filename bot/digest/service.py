@@ -30,12 +30,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from bot.core.capabilities import Capability
 from bot.core.config import Settings
 from bot.core.models import AccessState, CompletedLesson, Enrolment
 from bot.core.store import Redis
 from bot.digest import keys
 from bot.digest.ledger import SKEW, ProgressLedger
-from bot.platforms.base import Capability, CoursePlatform
+from bot.platforms.base import CoursePlatform
 
 log = logging.getLogger(__name__)
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import difflib
 
 from bot.core import keys
+from bot.core.directory import Directory, DirectoryError
 from bot.core.errors import CourseAmbiguous, CourseNotFound, MemberNotFound, UserFacingError
 from bot.core.grammar import Ref, RefKind
 from bot.core.models import Course, Member
 from bot.core.store import Redis
 from bot.platforms.base import CoursePlatform
-from bot.slack.directory import Directory, DirectoryError
 
 
 def match_courses(courses: list[Course], query: str) -> list[Course]:

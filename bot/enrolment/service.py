@@ -13,14 +13,15 @@ from dataclasses import dataclass, field
 from bot.approvals.decisions import Action, Change, DecisionResult, DecisionService, Subject, Via
 from bot.core import keys
 from bot.core.audit import audit
+from bot.core.capabilities import Capability
+from bot.core.directory import Directory
 from bot.core.errors import UserFacingError
 from bot.core.grammar import Ref, RefKind
 from bot.core.models import CompletedLesson, Course, Enrolment, EnrolmentCounts, Lesson, Member
 from bot.core.permissions import Permissions
 from bot.core.store import Redis
 from bot.enrolment.resolve import Resolver
-from bot.platforms.base import Capability, CoursePlatform
-from bot.slack.directory import Directory
+from bot.platforms.base import CoursePlatform
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,9 @@ from __future__ import annotations
 import abc
 from collections.abc import AsyncIterator, Iterable
 from datetime import datetime
-from enum import StrEnum
 from typing import TYPE_CHECKING
 
+from bot.core.capabilities import Capability
 from bot.core.models import (
     CompletedLesson,
     Course,
@@ -27,34 +27,6 @@ from bot.core.models import (
 
 if TYPE_CHECKING:
     from bot.core.pacing import Budget
-
-
-class Capability(StrEnum):
-    ENROL = "enrol"
-    APPROVAL = "approval"  # enrolments can wait for an approve/block decision
-    BLOCK = "block"
-    BULK_INVITE = "bulk_invite"
-    LESSONS = "lessons"
-    COMPLETIONS = "completions"
-    CREATE_COURSE = "create_course"
-    LINK_BY_ID = "link_by_id"
-
-    @property
-    def what(self) -> str:
-        """The operation in words, for "<platform> has no API for …"."""
-        return _CAPABILITY_WHAT.get(self, self.value.replace("_", " "))
-
-
-_CAPABILITY_WHAT = {
-    Capability.ENROL: "enrolling members",
-    Capability.APPROVAL: "approving enrolments (it has no approval step)",
-    Capability.BLOCK: "blocking members from a course",
-    Capability.BULK_INVITE: "inviting many members at once",
-    Capability.LESSONS: "listing a course's lessons",
-    Capability.COMPLETIONS: "recording completed lessons",
-    Capability.CREATE_COURSE: "creating courses",
-    Capability.LINK_BY_ID: "finding members by id",
-}
 
 
 class PlatformError(Exception):

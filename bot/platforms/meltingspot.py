@@ -34,9 +34,10 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel, ValidationError
 
+from bot.core.capabilities import Capability
 from bot.core.models import CompletedLesson, Course, Enrolment, EnrolmentCounts, Lesson, Member, Visibility
 from bot.core.pacing import Budget
-from bot.platforms.base import Capability, CoursePlatform, NotFound, PlatformError
+from bot.platforms.base import CoursePlatform, NotFound, PlatformError
 from bot.platforms.http import OutcomeUnknown, RetryingSender, RetryPolicy
 from bot.platforms.meltingspot_models import CourseRecord, ParticipantRecord, RawPage, SpotMemberRecord
 

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import BaseModel
 
+from bot.core.capabilities import Capability
 from bot.core.models import (
     AccessState,
     CompletedLesson,
@@ -37,7 +38,7 @@ from bot.core.models import (
     Visibility,
 )
 from bot.core.pacing import Budget
-from bot.platforms.base import Capability, CoursePlatform, NotFound, PlatformError, ValidationFailed
+from bot.platforms.base import CoursePlatform, NotFound, PlatformError, ValidationFailed
 from bot.platforms.http import OutcomeUnknown, RetryingSender, RetryPolicy
 from bot.platforms.nexudus_models import (
     BusinessRecord,

@@ -13,6 +13,7 @@ import random
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
+from bot.core.capabilities import Capability
 from bot.core.models import (
     AccessState,
     CompletedLesson,
@@ -27,7 +28,7 @@ from bot.core.models import (
     Section,
     Visibility,
 )
-from bot.platforms.base import Capability, CoursePlatform, NotFound, ValidationFailed
+from bot.platforms.base import CoursePlatform, NotFound, ValidationFailed
 
 FIRST = ["Ada", "Ben", "Chloé", "Dev", "Elena", "Farid", "Grace", "Hugo", "Ines", "Jonas", "Kemi", "Liam", "Maya",
          "Noor", "Omar", "Priya", "Quinn", "Rosa", "Sami", "Tess", "Uma", "Victor", "Wen", "Xavi", "Yara"]

@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from bot.core.directory import DirectoryError
 from bot.core.errors import CourseAmbiguous, CourseNotFound, MemberAmbiguous, NotAllowed, UserFacingError
 from bot.core.grammar import CommandSpec, ParseError
 from bot.core.models import AccessState, Course, Member, Visibility
 from bot.platforms.base import PlatformError
-from bot.slack.directory import DirectoryError
 
 Block = dict[str, Any]
 

@@ -9,13 +9,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.core import keys
+from bot.core.directory import DirectoryError, Person
 from bot.core.store import Redis
 
 log = logging.getLogger(__name__)
@@ -32,32 +32,6 @@ def _person(user: dict[str, Any]) -> Person:
         is_bot=bool(user.get("is_bot") or user.get("id") == "USLACKBOT"),
         deleted=bool(user.get("deleted")),
     )
-
-
-class DirectoryError(Exception):
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-
-@dataclass(frozen=True)
-class Person:
-    """What Slack says about one user: enough to find them on the platform."""
-
-    user_id: str
-    email: str
-    name: str = ""
-    is_bot: bool = False
-    deleted: bool = False
-
-
-class Directory(Protocol):
-    async def email_of(self, user_id: str) -> str | None: ...
-    async def user_by_email(self, email: str) -> str | None: ...
-    async def is_bot(self, user_id: str) -> bool: ...
-    async def channel_members(self, channel_id: str) -> list[str]: ...
-    async def usergroup_members(self, group_id: str) -> list[str]: ...
-    async def people(self, user_ids: list[str]) -> dict[str, Person]: ...
 
 
 class SlackDirectory:

@@ -1,4 +1,6 @@
-"""`coursebot digest [--dry-run]`: today's digest now, posted (once per channel per day) or printed."""
+"""`coursebot digest [--dry-run]`: today's digest now, posted (once per channel per day) or printed.
+
+It builds a Runtime, so it lives beside the other entry points, not inside bot.digest."""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""Bulk completion: the `complete` kind of bulk job (bot.bulk)."""
+"""The `complete` kind of bulk job: one lesson marked completed for many members.
+
+`/course complete <course> <lesson> <people…>`."""
 
 from __future__ import annotations
 
@@ -7,7 +9,6 @@ from collections.abc import Sequence
 from bot.bulk.step import BulkStep, StepLabels
 from bot.bulk.targets import BulkItem
 from bot.core.models import Course, Enrolment
-from bot.courses.service import _id_order
 from bot.platforms.base import CoursePlatform, PlatformError
 
 
@@ -30,7 +31,7 @@ class CompleteLessonStep(BulkStep):
     async def prepare(self, items: Sequence[BulkItem]) -> None:
         enrolments = await self.platform.list_enrolments(course_id=self.course.id)
         self.enrolments = {}
-        for enrolment in sorted(enrolments, key=lambda e: _id_order(e.id)):
+        for enrolment in sorted(enrolments, key=lambda e: (int(e.id), "") if e.id.isdigit() else (0, e.id)):
             self.enrolments.setdefault(enrolment.member_id, enrolment)  # the oldest, as find_enrolment picks
         self.completed = {c.enrolment_id for c in await self.platform.list_lesson_completions(self.lesson_id)}
 
