@@ -247,3 +247,29 @@ async def test_in_the_shell_approve_all_approves_what_it_listed() -> None:
         after = "\n".join(await shell.command("pending"))
     assert count > 1 and "Approving" in started and f"Approved {count}" in report
     assert "Nothing is waiting for approval" in after
+
+
+# ---- bulk jobs that lose their Slack message or their Redis records ------------------------------
+
+async def test_a_bulk_job_whose_progress_message_slack_refused_still_runs(
+        bot: Shell, nexudus: Tenant, slack: SlackWorkspace, redis_client: aioredis.Redis) -> None:
+    from tests.test_bulk import ThreadWorker, wait_job
+
+    slack.fail_next("chat.postMessage", 1, "internal_error")
+    with ThreadWorker(bot.runtime.settings):
+        lines = "\n".join(await bot.command("invite onboarding ada@example.com joann@example.com"))
+        await asyncio.sleep(0.2)
+        keys = [k for k in await redis_client.keys("coursebot:job:*") if k.count(":") == 2]
+        [job_id] = [k.rsplit(":", 1)[1] for k in keys]
+        record = await wait_job(redis_client, job_id, within=30)
+    assert record.status.value == "done" and "already started" not in lines
+    report = [m for m in slack.messages(f"D{MANAGER}") if job_id in json.dumps(m) or "Invited" in json.dumps(m)]
+    assert report, "the job posted its own progress message and report"
+
+
+async def test_a_bulk_job_whose_records_vanished_tells_its_owner(bot: Shell, slack: SlackWorkspace) -> None:
+    from bot.bulk.tasks import run_bulk_job
+
+    await run_bulk_job(bot.runtime, {"job_id": "0123456789ab", "owner": MANAGER, "course": "Community Onboarding"})
+    [message] = slack.messages(f"D{MANAGER}")
+    assert "lost its records in Redis" in json.dumps(message) and "Community Onboarding" in json.dumps(message)
