@@ -101,8 +101,7 @@ class ApprovalListeners:
     async def block_confirmed(self, ack: AsyncAck, submission: ViewSubmission) -> None:
         await ack()
         dialog = cards.BlockDialog.read(submission.view.private_metadata)
-        values = submission.view.values
-        reason = str(((values.get(cards.REASON_BLOCK) or {}).get(cards.REASON_BLOCK) or {}).get("value") or "")
+        reason = submission.view.field(cards.REASON_BLOCK, cards.REASON_BLOCK).text
         origin = CardRef(dialog.c, dialog.t) if dialog.c and dialog.t else None
         change = Change(submission.user_id, Action.BLOCK, VIA.get(dialog.via, Via.CARD), request_id=dialog.r,
                         reason=reason.strip()[:500], origin=origin)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Sequence
-from typing import Any
 
 from slack_bolt.async_app import AsyncAck
 from slack_sdk.errors import SlackApiError
@@ -22,7 +21,7 @@ from bot.bulk.service import JobRecord, JobStatus
 from bot.core.grammar import COMMANDS, Invocation, Ref, RefKind, parse_ref
 from bot.runtime import Runtime
 from handlers.commands import Context, CourseCommand
-from handlers.payloads import BlockAction, ViewSubmission
+from handlers.payloads import BlockAction, View, ViewSubmission
 
 log = logging.getLogger(__name__)
 
@@ -77,18 +76,14 @@ async def invite(rt: Runtime, inv: Invocation, ctx: Context) -> render.Message |
 _SPLIT = re.compile(r"[\s,;]+")
 
 
-def read_form(values: dict[str, Any]) -> tuple[str, list[Ref], dict[str, str]]:
+def read_form(form: View) -> tuple[str, list[Ref], dict[str, str]]:
     """The course and the people picked in the form, or the errors to show beside its fields."""
-
-    def value(block: str) -> dict[str, Any]:
-        return dict((values.get(block) or {}).get(block) or {})
-
-    course = str((value("course").get("selected_option") or {}).get("value") or "")
-    refs = [Ref(RefKind.USER, u) for u in value("people").get("selected_users") or []]
-    refs += [Ref(RefKind.CHANNEL, c) for c in value("channels").get("selected_conversations") or []]
+    course = form.field("course").choice or ""
+    refs = [Ref(RefKind.USER, u) for u in form.field("people").selected_users]
+    refs += [Ref(RefKind.CHANNEL, c) for c in form.field("channels").selected_conversations]
     errors: dict[str, str] = {}
     bad: list[str] = []
-    for token in _SPLIT.split(str(value("emails").get("value") or "")):
+    for token in _SPLIT.split(form.field("emails").text):
         if not token:
             continue
         ref = parse_ref(token)
@@ -111,7 +106,7 @@ class BulkListeners:
         self.course_command = course_command
 
     async def form_submitted(self, ack: AsyncAck, submission: ViewSubmission) -> None:
-        course, refs, errors = read_form(submission.view.values)
+        course, refs, errors = read_form(submission.view)
         if errors:
             await ack(response_action="errors", errors=errors)
             return

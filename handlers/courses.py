@@ -31,7 +31,7 @@ from bot.platforms.base import PlatformError, ValidationFailed
 from bot.runtime import Runtime
 from handlers.bulk import plan_and_start
 from handlers.commands import Context, Runner
-from handlers.payloads import BlockAction, BlockSuggestion, ViewSubmission
+from handlers.payloads import BlockAction, BlockSuggestion, View, ViewSubmission
 
 log = logging.getLogger(__name__)
 
@@ -75,27 +75,16 @@ async def new(rt: Runtime, inv: Invocation, ctx: Context) -> render.Message | No
     return None
 
 
-def _element(state: dict[str, Any], block: str) -> dict[str, Any]:
-    found = (state.get(block) or {}).get(view.action(block))
-    return found if isinstance(found, dict) else {}
-
-
-def _selected(state: dict[str, Any], block: str) -> dict[str, Any] | None:
-    option = _element(state, block).get("selected_option")
-    return option if isinstance(option, dict) else None
-
-
-def read_form(state: dict[str, Any]) -> CourseForm:
-    """The form's values from `view.state.values`."""
+def read_form(form: View) -> CourseForm:
+    """The form's values, as submitted."""
 
     def text(block: str) -> str:
-        return str(_element(state, block).get("value") or "")
+        return form.field(block, view.action(block)).text
 
     def choice(block: str) -> str | None:
-        option = _selected(state, block)
-        return str(option["value"]) if option and option.get("value") else None
+        return form.field(block, view.action(block)).choice
 
-    checked = {str(o.get("value")) for o in _element(state, view.OPTIONS).get("selected_options") or []}
+    checked = {o.value for o in form.field(view.OPTIONS, view.action(view.OPTIONS)).selected_options}
     return CourseForm(
         title=text(view.TITLE), location_id=choice(view.LOCATION), host_id=choice(view.HOST),
         display_order=text(view.ORDER), visibility=choice(view.VISIBILITY), plan_id=choice(view.PLAN),
@@ -104,9 +93,9 @@ def read_form(state: dict[str, Any]) -> CourseForm:
     )
 
 
-def _label(state: dict[str, Any], block: str) -> str:
-    option = _selected(state, block)
-    return str(((option or {}).get("text") or {}).get("text") or "")
+def _label(form: View, block: str) -> str:
+    option = form.field(block, view.action(block)).selected_option
+    return option.label if option else ""
 
 
 def inline_errors(errors: dict[str, str], blocks: list[dict[str, Any]]) -> dict[str, str]:
@@ -137,13 +126,12 @@ async def _submitted(rt: Runtime, ack: AsyncAck, submission: ViewSubmission) -> 
     started = time.monotonic()
     submitted = submission.view
     user = submission.user_id
-    state = submitted.values
     blocks = submitted.blocks
     try:
         metadata = FormMetadata.model_validate_json(submitted.private_metadata or "{}")
     except ValidationError:
         metadata = FormMetadata()
-    checked = check_form(read_form(state))
+    checked = check_form(read_form(submitted))
     if isinstance(checked, dict):
         await ack(response_action="errors", errors=inline_errors(checked, blocks))
         return
@@ -188,9 +176,9 @@ async def _submitted(rt: Runtime, ack: AsyncAck, submission: ViewSubmission) -> 
             return
         await ack()
     if creation.created:
-        plan = _label(state, view.PLAN) if checked.plan_id else ""
+        plan = _label(submitted, view.PLAN) if checked.plan_id else ""
         await announce(rt, user, metadata.channel, view.created_message(
-            creation.course, location=_label(state, view.LOCATION), host=_label(state, view.HOST), plan=plan,
+            creation.course, location=_label(submitted, view.LOCATION), host=_label(submitted, view.HOST), plan=plan,
             actor=user))
 
 

@@ -11,7 +11,8 @@ import json
 import re
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import Field as Required
 
 from bot.approvals.requests import CardRef
 
@@ -36,7 +37,7 @@ def unescape_command_text(text: str) -> str:
 class SlashCommand(_Payload):
     command: str
     text: str = ""
-    user_id: str = Field(min_length=1)
+    user_id: str = Required(min_length=1)
     channel_id: str = ""
     team_id: str = ""
     response_url: str = ""
@@ -69,6 +70,34 @@ class Message(_Payload):
     metadata: dict[str, Any] | None = None
 
 
+class Option(_Payload):
+    value: str = ""
+    text: dict[str, Any] = {}
+
+    @property
+    def label(self) -> str:
+        return str(self.text.get("text") or "")
+
+
+class Field(_Payload):
+    """What one input of a form holds when it is submitted."""
+
+    type: str = ""
+    value: str | None = None
+    selected_option: Option | None = None
+    selected_options: list[Option] = []
+    selected_users: list[str] = []
+    selected_conversations: list[str] = []
+
+    @property
+    def text(self) -> str:
+        return self.value or ""
+
+    @property
+    def choice(self) -> str | None:
+        return self.selected_option.value if self.selected_option and self.selected_option.value else None
+
+
 class View(_Payload):
     id: str = ""
     callback_id: str = ""
@@ -82,6 +111,17 @@ class View(_Payload):
         values = self.state.get("values") or {}
         return values if isinstance(values, dict) else {}
 
+    def field(self, block_id: str, action_id: str | None = None) -> Field:
+        """The input in block `block_id` (its only element, or `action_id`); empty when absent or malformed."""
+        elements = self.values.get(block_id)
+        if not isinstance(elements, dict) or not elements:
+            return Field()
+        found = elements.get(action_id) if action_id else next(iter(elements.values()))
+        try:
+            return Field.model_validate(found) if isinstance(found, dict) else Field()
+        except ValueError:
+            return Field()
+
     def metadata(self) -> dict[str, Any]:
         try:
             found = json.loads(self.private_metadata or "{}")
@@ -94,7 +134,7 @@ class BlockAction(_Payload):
     """A button click: who, which button (and its value), on which surface."""
 
     user: Ref
-    actions: list[Action] = Field(min_length=1)
+    actions: list[Action] = Required(min_length=1)
     container: Container = Container()
     message: Message | None = None
     view: View | None = None
