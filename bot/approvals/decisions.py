@@ -247,6 +247,12 @@ class DecisionService:
 
     async def _decide_claimed(self, change: Change, request: ApprovalRequest | None,
                               subject: Subject) -> DecisionResult:
+        if request is not None:  # decided by whoever held the claim just before us?
+            latest = await self.store.get(request.id)
+            if latest is not None and not latest.state.open:
+                return DecisionResult(Outcome.ALREADY, change.action, subject, request=latest,
+                                      record=await self.store.last_decision(latest.enrolment_id))
+            request = latest or request
         enrolment_id = request.enrolment_id if request is not None else subject.enrolment_id
         if enrolment_id:
             current = await self.platform.get_enrolment(enrolment_id)
@@ -311,7 +317,7 @@ class DecisionService:
         record = await self.store.last_decision(request.enrolment_id)
         if mine:
             actor, via = change.actor, change.via.value
-        elif record is not None and record.action == change.action.value and record.at >= request.seen_at:
+        elif record is not None and record.at >= request.seen_at and record.action == _action_of(state):
             actor, via = record.actor, record.via
         else:
             actor, via = "", ""
@@ -370,6 +376,10 @@ class DecisionService:
             await self.notifier.tell_member(result.request)
         if result.outcome in (Outcome.DONE, Outcome.ALREADY, Outcome.COUNTED):
             await self.home.refresh()
+
+
+def _action_of(state: RequestState) -> str:
+    return {RequestState.APPROVED: Action.APPROVE.value, RequestState.BLOCKED: Action.BLOCK.value}.get(state, "")
 
 
 def _state_of(action: Action) -> RequestState:
