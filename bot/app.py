@@ -1,4 +1,8 @@
-"""The Bolt app and the ASGI web app that serves it (`POST /slack/events`, `GET /healthz`)."""
+"""The Bolt app and the ASGI web app that serves it (`POST /slack/events`, `GET /healthz`).
+
+In Socket Mode (bot.socket_mode) the same Bolt app takes Slack's requests from a WebSocket
+instead, and the web app keeps only `/healthz`: `POST /slack/events` answers 404 there.
+"""
 
 from __future__ import annotations
 
@@ -24,11 +28,14 @@ log = logging.getLogger(__name__)
 
 
 def build_bolt(rt: Runtime) -> AsyncApp:
-    rt.settings.require("slack_signing_secret")
-    assert rt.settings.slack_signing_secret is not None
+    # Socket Mode requests are not signed (Bolt skips the check for them), so the secret is
+    # needed only when Slack posts to /slack/events, which build_web then serves.
+    if not rt.settings.socket_mode:
+        rt.settings.require("slack_signing_secret")
+    secret = rt.settings.slack_signing_secret
     app = AsyncApp(
         client=rt.slack,
-        signing_secret=rt.settings.slack_signing_secret.get_secret_value(),
+        signing_secret=secret.get_secret_value() if secret else "",
         process_before_response=False,
         raise_error_for_unhandled_request=False,
     )
@@ -37,12 +44,17 @@ def build_bolt(rt: Runtime) -> AsyncApp:
     return app
 
 
-def build_web(rt: Runtime, bolt: AsyncApp | None = None, *, run_periodic_tasks: bool = True) -> Starlette:
+def build_web(rt: Runtime, bolt: AsyncApp | None = None, *, run_periodic_tasks: bool = True,
+              slack_events: bool = True) -> Starlette:
+    """`slack_events=False` (Socket Mode) leaves `POST /slack/events` out: 404, never an unsigned request."""
     handler = AsyncSlackRequestHandler(bolt or build_bolt(rt))
-    assert rt.settings.slack_signing_secret is not None
-    verifier = SignatureVerifier(rt.settings.slack_signing_secret.get_secret_value())
+    if slack_events:
+        rt.settings.require("slack_signing_secret")
+    secret = rt.settings.slack_signing_secret
+    verifier = SignatureVerifier(secret.get_secret_value()) if slack_events and secret else None
 
     async def events(request: Request) -> Response:
+        assert verifier is not None
         try:
             await admit(request, verifier)
         except Rejected as exc:
@@ -73,5 +85,5 @@ def build_web(rt: Runtime, bolt: AsyncApp | None = None, *, run_periodic_tasks: 
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    return Starlette(routes=[Route("/slack/events", events, methods=["POST"]), Route("/healthz", healthz)],
-                     lifespan=lifespan)
+    routes = [Route("/slack/events", events, methods=["POST"])] if slack_events else []
+    return Starlette(routes=[*routes, Route("/healthz", healthz)], lifespan=lifespan)

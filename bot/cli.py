@@ -23,7 +23,8 @@ def _settings(**overrides: object) -> Settings:
         exit_on_config_error(exc)
         raise  # unreachable: exit_on_config_error exits
     secrets = [s.get_secret_value() for s in (settings.slack_bot_token, settings.slack_signing_secret,
-                                              settings.nexudus_password, settings.meltingspot_api_key) if s]
+                                              settings.slack_app_token, settings.nexudus_password,
+                                              settings.meltingspot_api_key) if s]
     logs.setup(os.environ.get("LOG_LEVEL", "INFO"), secrets)
     return settings
 
@@ -36,29 +37,38 @@ def main() -> None:
 @main.command()
 @click.option("--port", type=int, default=None, help="Port to listen on (default: $PORT, else 3000).")
 def serve(port: int | None) -> None:
-    """Serve Slack's requests over HTTP: POST /slack/events, GET /healthz."""
+    """Serve Slack's requests: over Socket Mode when SLACK_APP_TOKEN is set, else POST /slack/events; GET /healthz."""
     import uvicorn
 
-    from bot.app import build_web
+    from bot.app import build_bolt, build_web
     from bot.runtime import Runtime
 
     settings = _settings()
     try:
-        settings.require("slack_bot_token", "slack_signing_secret")
+        settings.require("slack_bot_token", *(() if settings.socket_mode else ("slack_signing_secret",)))
     except ConfigError as exc:
         exit_on_config_error(exc)
     if settings.embedded_store:
         log.warning("REDIS_URL is not set: using the embedded in-process store. State is neither shared with "
                     "other processes nor kept across restarts; run a single process, or set REDIS_URL.")
     runtime = Runtime.create(settings)
-    web = build_web(runtime)
+    bolt = build_bolt(runtime)
+    web = build_web(runtime, bolt, slack_events=not settings.socket_mode)
     # Keep collector pauses out of the 3-second ack path: what was loaded at start is never
     # garbage, and a busy process allocates many short-lived objects per request.
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
-    log.info("coursebot serving %s on port %s", settings.course_platform.value, port or settings.port)
-    uvicorn.run(web, host="0.0.0.0", port=port or settings.port, log_level="warning", access_log=False,
-                backlog=2048)
+    port = port or settings.port
+    if settings.socket_mode:
+        from bot import socket_mode
+
+        log.info("coursebot serving %s over Socket Mode (no public URL needed; POST /slack/events is off); "
+                 "/healthz on port %s", settings.course_platform.value, port)
+        socket_mode.run(web, bolt, settings, port=port)
+        return
+    log.info("coursebot serving %s over HTTP: POST /slack/events and /healthz on port %s",
+             settings.course_platform.value, port)
+    uvicorn.run(web, host="0.0.0.0", port=port, log_level="warning", access_log=False, backlog=2048)
 
 
 @main.command()

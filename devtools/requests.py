@@ -1,4 +1,4 @@
-"""Build the signed HTTP requests Slack sends to the bot: slash commands, clicks, modal submits.
+"""Build the requests Slack sends to the bot: slash commands, clicks, modal submits, events.
 
 `coursebot shell`, the tests and the benchmarks all reach the bot through these, so they
 exercise the same signature check and the same Bolt routing as Slack does.
@@ -24,16 +24,34 @@ def signed_headers(secret: str, body: str, *, timestamp: int | None = None) -> d
     }
 
 
-def slash_command(
+def slash_command_payload(
     text: str, *, user_id: str, channel_id: str, response_url: str, command: str = "/course",
     team_id: str = "T0001", trigger_id: str = "trigger.0",
-) -> str:
-    return urlencode({
+) -> dict[str, str]:
+    """A slash command's fields: form-encoded over HTTP, the envelope's payload in Socket Mode."""
+    return {
         "token": "unused", "team_id": team_id, "team_domain": "coursebot", "channel_id": channel_id,
         "channel_name": "general", "user_id": user_id, "user_name": user_id.lower(), "command": command,
         "text": text, "api_app_id": "A0COURSEBOT", "is_enterprise_install": "false",
         "response_url": response_url, "trigger_id": trigger_id,
-    })
+    }
+
+
+def slash_command(
+    text: str, *, user_id: str, channel_id: str, response_url: str, command: str = "/course",
+    team_id: str = "T0001", trigger_id: str = "trigger.0",
+) -> str:
+    return urlencode(slash_command_payload(text, user_id=user_id, channel_id=channel_id, response_url=response_url,
+                                           command=command, team_id=team_id, trigger_id=trigger_id))
+
+
+def event_callback(event: dict[str, Any], *, team_id: str = "T0001") -> dict[str, Any]:
+    """An Events API delivery (the body Slack posts, or the envelope's payload in Socket Mode)."""
+    return {
+        "token": "unused", "team_id": team_id, "api_app_id": "A0COURSEBOT", "event": event,
+        "type": "event_callback", "event_id": f"Ev{int(time.time() * 1000)}", "event_time": int(time.time()),
+        "authorizations": [{"team_id": team_id, "user_id": "U0BOT", "is_bot": True}],
+    }
 
 
 def interaction(payload: dict[str, Any]) -> str:

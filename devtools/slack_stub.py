@@ -11,6 +11,10 @@
 * ``POST /upload/<file_id>``: the upload URL handed out by ``files.getUploadURLExternal``.
 * ``GET /files/<file_id>``: the ``url_private`` of a shared file.
 * ``POST /respond/<id>``: a ``response_url`` minted with ``SlackWorkspace.new_response_url()``.
+* Socket Mode: ``apps.connections.open`` (app-level ``xapp-`` token) hands out
+  ``ws://<host>/socket/<id>``; that WebSocket speaks Slack's envelope protocol (``hello`` on connect,
+  envelopes pushed with ``send_envelope``, acks read with ``socket_ack``, ``disconnect_socket`` and
+  ``drop_socket`` to make the client reconnect). See "Socket Mode" in ``SlackWorkspace``.
 
 Usage::
 
@@ -26,6 +30,7 @@ Deliberate simplifications are listed in the docstrings of the individual method
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import copy
@@ -40,6 +45,7 @@ import secrets
 import threading
 import time
 import urllib.parse
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -47,7 +53,8 @@ from typing import Any, Final
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
 
 __all__ = [
     "BOT_ID",
@@ -70,6 +77,9 @@ TEAM_ID: Final = "T0001"
 BOT_USER_ID: Final = "U0BOT"
 BOT_ID: Final = "B0BOT"
 APP_ID: Final = "A0BOT"
+
+APP_TOKEN: Final = "xapp-1-A0BOT-1-test"
+_APP_TOKEN_METHODS: Final = frozenset({"apps.connections.open"})
 
 RESPONSE_URL_MAX_USES: Final = 5
 RESPONSE_URL_MAX_AGE: Final = 30 * 60.0
@@ -102,6 +112,15 @@ class _Ctx:
 
     def emit(self, kind: str, payload: JSONDict) -> None:
         self.events.append((kind, copy.deepcopy(payload)))
+
+
+@dataclass
+class _Socket:
+    """One open Socket Mode connection: what the test pushes goes through `outbox` on the server's loop."""
+
+    id: str
+    loop: asyncio.AbstractEventLoop
+    outbox: asyncio.Queue[str | int | None]  # text to send; an int: close with that code; None: drop (no frame)
 
 
 @dataclass
@@ -234,8 +253,10 @@ class SlackWorkspace:
         bot_name: str = "coursebot",
         base_url: str = "",
         clock: Callable[[], float] | None = None,
+        app_token: str = APP_TOKEN,
     ) -> None:
         self.token = token
+        self.app_token = app_token
         self.team_id = team_id
         self.team_name = team_name
         self.bot_user_id = BOT_USER_ID
@@ -269,6 +290,10 @@ class SlackWorkspace:
         self._failures: dict[str, list[str]] = {}
         self._response_urls: dict[str, JSONDict] = {}
         self._used_triggers: set[str] = set()
+        self._socket_tickets: set[str] = set()
+        self._sockets: dict[str, _Socket] = {}
+        self._socket_acks: dict[str, JSONDict] = {}
+        self._socket_connects = 0
 
         self._handlers: dict[str, Callable[[JSONDict, _Ctx], JSONDict]] = {
             "auth.test": self._auth_test,
@@ -292,6 +317,7 @@ class SlackWorkspace:
             "views.publish": self._views_publish,
             "files.getUploadURLExternal": self._files_get_upload_url,
             "files.completeUploadExternal": self._files_complete_upload,
+            "apps.connections.open": self._apps_connections_open,
         }
         self.add_user(BOT_USER_ID, bot_name, "", real_name=bot_name, is_bot=True)
 
@@ -501,6 +527,100 @@ class SlackWorkspace:
             found = self._open_views.get(view_id)
             return copy.deepcopy(found) if found is not None else None
 
+    # -- Socket Mode --------------------------------------------------------------------------
+    #
+    # apps.connections.open hands out a one-time URL; the client connects, gets {"type": "hello"},
+    # and from then on the test pushes envelopes and reads the client's acks. Envelopes go to the
+    # newest open connection. The client must ack each one (`{"envelope_id", "payload"?}`) on the
+    # socket, as Slack requires within 3 seconds. Calls from the test thread are thread-safe; the
+    # WebSocket itself runs on the server's event loop.
+
+    @property
+    def socket_connects(self) -> int:
+        """How many Socket Mode connections were accepted so far (reconnects included)."""
+        with self._lock:
+            return self._socket_connects
+
+    def open_sockets(self) -> list[str]:
+        """Ids of the Socket Mode connections open now, oldest first."""
+        with self._lock:
+            return list(self._sockets)
+
+    def send_envelope(self, kind: str, payload: JSONDict, *, accepts_response_payload: bool | None = None,
+                      socket: str | None = None) -> str:
+        """Push one envelope (`slash_commands`, `interactive` or `events_api`); returns its envelope_id.
+
+        `accepts_response_payload` defaults to what Slack sends: true for commands and interactions,
+        false for events (which also carry `retry_attempt`/`retry_reason`)."""
+        envelope_id = str(uuid.uuid4())
+        message: JSONDict = {
+            "envelope_id": envelope_id, "type": kind, "payload": copy.deepcopy(payload),
+            "accepts_response_payload": (kind != "events_api") if accepts_response_payload is None
+            else accepts_response_payload,
+        }
+        if kind == "events_api":
+            message.update(retry_attempt=0, retry_reason="")
+        self._socket_push(json.dumps(message), socket)
+        return envelope_id
+
+    def socket_ack(self, envelope_id: str) -> JSONDict | None:
+        """The client's ack of that envelope (`{"envelope_id", "payload"?}`), or None while there is none."""
+        with self._lock:
+            found = self._socket_acks.get(envelope_id)
+            return copy.deepcopy(found) if found is not None else None
+
+    def disconnect_socket(self, reason: str = "refresh_requested", *, socket: str | None = None) -> None:
+        """Send Slack's `disconnect` message: the client should connect anew (this one stays open until it closes)."""
+        self._socket_push(json.dumps({"type": "disconnect", "reason": reason, "debug_info": {"host": "slackstub"}}),
+                          socket)
+
+    def drop_socket(self, *, code: int | None = None, socket: str | None = None) -> None:
+        """Close the connection without warning: with no close frame at all (a dropped TCP connection),
+        or with a close frame carrying `code` (e.g. 1011, a server error)."""
+        self._socket_push(code, socket)
+
+    def _socket_push(self, item: str | int | None, socket: str | None) -> None:
+        with self._lock:
+            if socket is not None:
+                conn = self._sockets.get(socket)
+            else:
+                conn = next(reversed(self._sockets.values()), None)
+        if conn is None:
+            raise RuntimeError("no Socket Mode connection is open")
+        conn.loop.call_soon_threadsafe(conn.outbox.put_nowait, item)
+
+    def _apps_connections_open(self, params: JSONDict, ctx: _Ctx) -> JSONDict:
+        if not ctx.base_url:
+            raise _ApiError("internal_error", detail="SlackWorkspace.base_url is not set")
+        ticket = secrets.token_hex(12)
+        self._socket_tickets.add(ticket)
+        return {"url": ctx.base_url.replace("http://", "ws://", 1).replace("https://", "wss://", 1)
+                + f"/socket/{ticket}"}
+
+    def _socket_open(self, ticket: str, loop: asyncio.AbstractEventLoop) -> _Socket | None:
+        with self._lock:
+            if ticket not in self._socket_tickets:
+                return None
+            self._socket_tickets.discard(ticket)  # a URL serves one connection
+            conn = _Socket(ticket, loop, asyncio.Queue())
+            self._sockets[ticket] = conn
+            self._socket_connects += 1
+            return conn
+
+    def _socket_closed(self, ticket: str) -> None:
+        with self._lock:
+            self._sockets.pop(ticket, None)
+
+    def _socket_received(self, text: str) -> None:
+        try:
+            message = json.loads(text)
+        except ValueError:
+            log.warning("slackstub: a Socket Mode message that is not JSON: %.200s", text)
+            return
+        if isinstance(message, dict) and isinstance(message.get("envelope_id"), str):
+            with self._lock:
+                self._socket_acks[message["envelope_id"]] = message
+
     # -- dispatch -----------------------------------------------------------------------------
 
     def dispatch(self, method: str, params: JSONDict, token: str | None, *, base_url: str = "") -> ApiResult:
@@ -524,8 +644,10 @@ class SlackWorkspace:
                     decode_error = decode_error or error
         with self._lock:
             self._calls.append((method, copy.deepcopy(params)))
-            if not token or token != self.token:
-                return ApiResult(200, {"ok": False, "error": "invalid_auth"})
+            expected = self.app_token if method in _APP_TOKEN_METHODS else self.token
+            if not token or token != expected:
+                error = "not_allowed_token_type" if token in (self.token, self.app_token) else "invalid_auth"
+                return ApiResult(200, {"ok": False, "error": error})
             pending_limits = self._ratelimits.get(method)
             if pending_limits:
                 retry_after = pending_limits.pop(0)
@@ -1304,7 +1426,50 @@ def _bearer(request: Request) -> str | None:
 
 
 def create_app(workspace: SlackWorkspace) -> Starlette:
-    """The ASGI app serving ``workspace``: /api/<method>, /upload/<file_id>, /files/<file_id>, /respond/<id>."""
+    """The ASGI app serving ``workspace``: /api/<method>, /upload/<file_id>, /files/<file_id>, /respond/<id>,
+    and the Socket Mode WebSocket /socket/<id>."""
+
+    async def socket_mode(websocket: WebSocket) -> None:
+        conn = workspace._socket_open(websocket.path_params["ticket"], asyncio.get_running_loop())
+        if conn is None:
+            await websocket.close(code=4001)  # unknown or used URL: the handshake is refused
+            return
+        await websocket.accept()
+        try:
+            await websocket.send_json({
+                "type": "hello", "num_connections": len(workspace.open_sockets()),
+                "debug_info": {"host": "slackstub", "build_number": 1, "approximate_connection_time": 18060},
+                "connection_info": {"app_id": workspace.app_id},
+            })
+
+            async def outgoing() -> None:
+                while True:
+                    item = await conn.outbox.get()
+                    if item is None:
+                        return  # returning without a close frame: uvicorn drops the TCP connection
+                    if isinstance(item, int):
+                        await websocket.close(code=item)
+                        return
+                    await websocket.send_text(item)
+
+            async def incoming() -> None:
+                while True:
+                    message = await websocket.receive()
+                    if message["type"] == "websocket.disconnect":
+                        return
+                    text = message.get("text")
+                    if text is None and message.get("bytes") is not None:
+                        text = message["bytes"].decode("utf-8", errors="replace")
+                    if text:
+                        workspace._socket_received(text)
+
+            tasks = [asyncio.create_task(outgoing()), asyncio.create_task(incoming())]
+            _, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        finally:
+            workspace._socket_closed(conn.id)
 
     async def api(request: Request) -> Response:
         method = request.path_params["method"]
@@ -1359,5 +1524,6 @@ def create_app(workspace: SlackWorkspace) -> Starlette:
             Route("/upload/{file_id}", upload, methods=["POST", "PUT"]),
             Route("/files/{file_id}", download, methods=["GET"]),
             Route("/respond/{url_id}", respond, methods=["POST"]),
+            WebSocketRoute("/socket/{ticket}", socket_mode),
         ]
     )

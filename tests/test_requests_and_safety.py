@@ -77,9 +77,10 @@ def test_secrets_never_reach_the_log(caplog) -> None:  # type: ignore[no-untyped
         caplog.handler.addFilter(redact)
         logger.info("token xoxb-1234-abcd used with Authorization: Bearer abc.def and %s", "hunter2-password")
         logger.info("POST /api/token password=p%40ss&username=a signing s3cret-signing")
+        logger.info("Socket Mode with xapp-1-A0B-77-f00d: wss://wss-primary.slack.com/link/?ticket=t1ck3t&app_id=A0B")
     finally:
         logger.removeHandler(handler)
     text = caplog.text
-    for secret in ("xoxb-1234", "abc.def", "hunter2", "p%40ss", "s3cret-signing"):
+    for secret in ("xoxb-1234", "abc.def", "hunter2", "p%40ss", "s3cret-signing", "xapp-1", "t1ck3t"):
         assert secret not in text
     assert text.count("[redacted]") >= 4

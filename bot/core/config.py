@@ -35,6 +35,7 @@ class Settings(BaseSettings):
 
     slack_bot_token: SecretStr | None = None
     slack_signing_secret: SecretStr | None = None
+    slack_app_token: SecretStr | None = None  # set: `serve` takes Slack's requests over Socket Mode
     slack_api_url: str = "https://slack.com/api/"
     redis_url: str | None = None
     port: int = Field(default=3000, ge=1, le=65535)
@@ -49,6 +50,7 @@ class Settings(BaseSettings):
     meltingspot_api_key: SecretStr | None = None
     meltingspot_requests_per_10s: int = Field(default=100, ge=1)
     meltingspot_create_members: bool = False  # invite: add people missing from the spot (it emails nobody)
+    meltingspot_invite_email: bool = True  # MeltingSpot emails each member invited to a course (--no-email: not)
 
     coursebot_managers: Annotated[list[str], NoDecode] = Field(default_factory=list)
     coursebot_approvals_channel: str | None = None
@@ -65,6 +67,16 @@ class Settings(BaseSettings):
     def _api_url_ends_in_slash(cls, value: str) -> str:
         _require_http(value)
         return value if value.endswith("/") else value + "/"
+
+    @field_validator("slack_app_token", mode="before")
+    @classmethod
+    def _app_token(cls, value: Any) -> Any:
+        if value in (None, ""):
+            return None
+        text = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+        if not text.strip().startswith("xapp-"):
+            raise ValueError("must be an app-level token starting with xapp- (Basic Information › App-Level Tokens)")
+        return text.strip()
 
     @field_validator("nexudus_base_url", "meltingspot_base_url")
     @classmethod
@@ -122,6 +134,11 @@ class Settings(BaseSettings):
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.coursebot_timezone)
+
+    @property
+    def socket_mode(self) -> bool:
+        """Slack's requests come over Socket Mode (SLACK_APP_TOKEN set), not to POST /slack/events."""
+        return self.slack_app_token is not None
 
     @property
     def embedded_store(self) -> bool:

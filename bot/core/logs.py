@@ -1,6 +1,6 @@
 """Logging set-up with a filter that removes secrets from every record.
 
-Tokens (`xoxb-…`), bearer headers, passwords and API keys are replaced by `[redacted]`
+Tokens (`xoxb-…`, `xapp-…`), bearer headers, passwords and API keys are replaced by `[redacted]`
 whatever logger emitted them, including slack_sdk's and httpx's own debug logs.
 """
 
@@ -11,9 +11,10 @@ import re
 from collections.abc import Iterable
 
 _PATTERNS = [
-    re.compile(r"xox[abposr]-[A-Za-z0-9-]+"),
+    re.compile(r"(?:xox[abposr]|xapp)-[A-Za-z0-9-]+"),
     re.compile(r"(?i)(bearer|basic)\s+[A-Za-z0-9._~+/=-]+"),
-    re.compile(r"(?i)(password|client_secret|refresh_token|access_token)=[^&\s]+"),
+    # ticket=: the one-time Socket Mode WebSocket URL that apps.connections.open hands out
+    re.compile(r"(?i)(password|client_secret|refresh_token|access_token|ticket)=[^&\s'\"]+"),
 ]
 
 
