@@ -55,7 +55,8 @@ def make_platform(settings: Settings) -> CoursePlatform:
         budget = Budget(limits_storage, "meltingspot:requests",
                         smooth_per_seconds(settings.meltingspot_requests_per_10s, 10))
         return MeltingSpotPlatform(settings.meltingspot_base_url, settings.meltingspot_api_key.get_secret_value(),
-                                   budget, create_missing_members=settings.meltingspot_create_members)
+                                   budget, create_missing_members=settings.meltingspot_create_members,
+                                   send_email=settings.meltingspot_invite_email)
     from bot.platforms.sandbox import SandboxPlatform
 
     return SandboxPlatform()

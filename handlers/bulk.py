@@ -16,6 +16,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot import render
 from bot.bulk import render as bulk_render
+from bot.bulk.invite import email_params
 from bot.bulk.kinds import KINDS
 from bot.bulk.service import JobRecord, JobStatus
 from bot.core.grammar import COMMANDS, Invocation, Ref, RefKind, parse_ref
@@ -60,24 +61,30 @@ async def start_job(rt: Runtime, record: JobRecord) -> bool:
 
 
 async def invite(rt: Runtime, inv: Invocation, ctx: Context) -> render.Message | None:
-    """`/course invite [course] [people…]`: with people, plan (and maybe start); without, the form."""
+    """`/course invite [course] [people…] [--no-email]`: with people, plan (and maybe start); without, the form."""
+    # "email" is never typed: the form sets it when its "Email each person" box is ticked.
+    send_email = False if "no-email" in inv.flags else True if "email" in inv.flags else None
+    params = email_params(rt.platform, send_email)
     if inv.course and inv.targets:
-        return await plan_and_start(rt, ctx.user, "invite", inv.course, inv.targets)
+        return await plan_and_start(rt, ctx.user, "invite", inv.course, inv.targets, params=params)
     course_id = (await rt.enrolments.resolve.course(inv.course)).id if inv.course else None  # unknown: said now
     if not ctx.trigger_id:
         return render.simple(f"Usage: `/course {render.esc(inv.spec.usage)}`")
     opened = await rt.slack.views_open(trigger_id=ctx.trigger_id, view=bulk_render.loading_modal(ctx.channel))
     courses = await rt.platform.list_courses()
+    box = rt.platform.invitation_email if send_email is None else send_email
     await rt.slack.views_update(view_id=opened["view"]["id"],
-                                view=bulk_render.invite_modal(courses, course_id=course_id, channel=ctx.channel))
+                                view=bulk_render.invite_modal(courses, course_id=course_id, channel=ctx.channel,
+                                                              send_email=box, platform=rt.platform.display_name))
     return None
 
 
 _SPLIT = re.compile(r"[\s,;]+")
 
 
-def read_form(form: View) -> tuple[str, list[Ref], dict[str, str]]:
-    """The course and the people picked in the form, or the errors to show beside its fields."""
+def read_form(form: View) -> tuple[str, list[Ref], dict[str, str], bool | None]:
+    """The course, the people picked in the form and whether to email them (None: the form has no
+    such box), or the errors to show beside its fields."""
     course = form.field("course").choice or ""
     refs = [Ref(RefKind.USER, u) for u in form.field("people").selected_users]
     refs += [Ref(RefKind.CHANNEL, c) for c in form.field("channels").selected_conversations]
@@ -97,7 +104,9 @@ def read_form(form: View) -> tuple[str, list[Ref], dict[str, str]]:
         errors["course"] = "Pick a course."
     if not refs and not bad:
         errors["people"] = "Pick people or channels, or type emails."
-    return course, list(dict.fromkeys(refs)), errors
+    send_email = None if "email" not in form.values else any(
+        o.value == bulk_render.EMAIL_OPTION for o in form.field("email").selected_options)
+    return course, list(dict.fromkeys(refs)), errors, send_email
 
 
 class BulkListeners:
@@ -106,14 +115,16 @@ class BulkListeners:
         self.course_command = course_command
 
     async def form_submitted(self, ack: AsyncAck, submission: ViewSubmission) -> None:
-        course, refs, errors = read_form(submission.view)
+        course, refs, errors, send_email = read_form(submission.view)
         if errors:
             await ack(response_action="errors", errors=errors)
             return
         await ack()
         user = submission.user_id
         channel = str(submission.view.metadata().get("channel") or "")
-        inv = Invocation(COMMANDS["invite"], course=course, targets=tuple(refs), text=f"invite (form) {course}")
+        flags = frozenset() if send_email is None else frozenset({"email" if send_email else "no-email"})
+        inv = Invocation(COMMANDS["invite"], course=course, targets=tuple(refs), flags=flags,
+                         text=f"invite (form) {course}")
         message = await self.course_command.run(inv, Context(user=user, channel=channel))
         if message is not None:
             await self.rt.replies.direct(user, message)

@@ -400,6 +400,7 @@ async def test_without_people_the_command_opens_a_form_that_starts_the_same_job(
     assert blocks["people"]["element"]["type"] == "multi_users_select"
     assert blocks["channels"]["element"]["type"] == "multi_conversations_select"
     assert blocks["emails"]["element"]["type"] == "plain_text_input"
+    assert "email" not in blocks  # Nexudus sends no invitation email: nothing to tick
 
     async def submit(values: dict[str, Any]) -> httpx.Response:
         payload = slack_requests.view_submission(user_id=MANAGER, view=view, values=values)
@@ -454,3 +455,13 @@ async def test_writes_never_outrun_the_budget_even_over_windows_shorter_than_a_m
     assert nexudus.fake.throttled == 0
     assert record.finished_at and record.started_at
     assert 13.5 <= record.finished_at - record.started_at <= 17  # ~150 / 10 per second: not slower either
+
+
+async def test_no_email_on_nexudus_is_refused_plainly_and_starts_nothing(
+    bot: Shell, nexudus: Tenant, slack: SlackWorkspace, redis_client: aioredis.Redis,
+) -> None:
+    out = text_of(await bot.command("invite founders ada@example.com --no-email"))
+    assert "Nexudus sends no invitation email through its API" in out and "Nothing was started" in out
+    assert job_ids(out) == [] and slack.messages(DM) == []
+    assert await redis_client.keys("coursebot:job:*") == []
+

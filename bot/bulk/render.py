@@ -303,7 +303,13 @@ def loading_modal(channel: str) -> dict[str, Any]:
             "blocks": [section("Loading the courses…")]}
 
 
-def invite_modal(courses: list[Course], *, course_id: str | None, channel: str) -> dict[str, Any]:
+EMAIL_OPTION = "send"
+
+
+def invite_modal(courses: list[Course], *, course_id: str | None, channel: str,
+                 send_email: bool | None = None, platform: str = "the platform") -> dict[str, Any]:
+    """`send_email`: the checkbox "Email each person…", ticked or not; None (the platform sends no
+    invitation email): no checkbox."""
     options = [{"text": _plain(c.title[:75]), "value": c.id[:150]} for c in courses[:COURSE_OPTIONS]]
     course_select: dict[str, Any] = {"type": "static_select", "action_id": "course", "options": options,
                                      "placeholder": _plain("Pick a course")}
@@ -325,6 +331,14 @@ def invite_modal(courses: list[Course], *, course_id: str | None, channel: str) 
         context(f"Above {CONFIRM_ABOVE} people I ask before starting. Progress and the report come in our "
                 "direct messages."),
     ]
+    if send_email is not None:
+        option = {"text": _plain(f"Email each person {platform}'s invitation"[:75]), "value": EMAIL_OPTION,
+                  "description": _plain("Untick to invite them without an email.")}
+        checkbox: dict[str, Any] = {"type": "checkboxes", "action_id": "email", "options": [option]}
+        if send_email:
+            checkbox["initial_options"] = [option]
+        blocks.insert(-1, {"type": "input", "block_id": "email", "optional": True, "label": _plain("Tell them"),
+                           "element": checkbox})
     if len(courses) > COURSE_OPTIONS:
         blocks.insert(0, context(f"Only the first {COURSE_OPTIONS} courses fit here: for another one, type "
                                  "`/course invite \"<course>\" <people…>`."))

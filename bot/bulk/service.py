@@ -239,6 +239,7 @@ class BulkService:
         course = await self.resolve.course(course_query)
         people = await self.people(targets)
         step = make_step(kind, self.platform, course, dict(params or {}))
+        await step.complete_params(actor, self.directory)
         already = 0
         if people.items:
             await step.prepare(people.items)
@@ -246,7 +247,7 @@ class BulkService:
                 already += await step.check(item, fresh=False)
         budget = self.platform.rate_budget()
         record = JobRecord(
-            id=secrets.token_hex(6), kind=kind, params=dict(params or {}), platform=self.platform.display_name,
+            id=secrets.token_hex(6), kind=kind, params=dict(step.params), platform=self.platform.display_name,
             course_id=course.id, course_title=course.title, actor=actor, people=len(people.items),
             unresolved=len(people.unresolved), skipped_bots=people.skipped_bots, already_at_plan=already,
             created_at=time.time(),

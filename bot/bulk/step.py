@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from bot.bulk.targets import BulkItem
+from bot.core.directory import Directory
 from bot.core.models import Course
 from bot.platforms.base import CoursePlatform, PlatformError
 
@@ -41,6 +42,9 @@ class BulkStep(abc.ABC):
     def cost(self, count: int) -> int:
         """Units of the platform's budget that `count` members will spend (for estimates)."""
         return count
+
+    async def complete_params(self, actor: str, directory: Directory) -> None:  # noqa: B027 (optional hook)
+        """Add to `self.params` what the job needs to know about who asked; run once, when it is planned."""
 
     async def prepare(self, items: Sequence[BulkItem]) -> None:  # noqa: B027 (optional hook)
         """Read what is already done, in bulk, once per run (and once when planning)."""

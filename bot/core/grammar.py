@@ -104,10 +104,11 @@ COMMANDS: dict[str, CommandSpec] = {
         CommandSpec("unblock", "unblock <course> <member>", "Lift a block; the member's approval stays as it was.",
                     manager_only=True, capability=Capability.BLOCK),
         CommandSpec(
-            "invite", "invite [course] [members…]",
+            "invite", "invite [course] [members…] [--no-email]",
             "Invite many people at once: emails, @users, #channels, @user-groups. Runs as a background job "
-            "with a progress bar and a report. Without members, opens a form.",
-            manager_only=True, capability=Capability.BULK_INVITE,
+            "with a progress bar and a report. Without members, opens a form. On MeltingSpot, --no-email "
+            "invites them without MeltingSpot's invitation email.",
+            manager_only=True, capability=Capability.BULK_INVITE, flags=frozenset({"no-email"}),
             example='invite "Community Onboarding" #new-members @designers bob@example.com',
         ),
         CommandSpec("pending", "pending [course]", "Enrolments waiting for approval, oldest first, with buttons.",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -62,12 +63,23 @@ class ValidationFailed(PlatformError):
         self.fields = dict(fields or {})
 
 
+@dataclass(frozen=True)
+class InviteOptions:
+    """How one bulk invitation invites, where the platform lets the bot choose (MeltingSpot)."""
+
+    send_email: bool | None = None  # None: the platform's default (`invitation_email`)
+    invited_by: str | None = None  # the inviting manager's own member id on the platform, when known
+
+
 class CoursePlatform(abc.ABC):
     """Async access to one tenant of a course platform."""
 
     name: str = "platform"
     display_name: str = "the platform"
     capabilities: frozenset[Capability] = frozenset()
+    invitation_email: bool | None = None
+    """Whether the platform emails the people the bot invites, by default. None: its API sends no
+    invitation email at all, so `--no-email` and the invite form's checkbox do not apply."""
 
     def supports(self, capability: Capability) -> bool:
         return capability in self.capabilities
@@ -87,8 +99,9 @@ class CoursePlatform(abc.ABC):
 
     # Members
     @abc.abstractmethod
-    async def find_members_by_email(self, emails: Iterable[str]) -> dict[str, Member]:
-        """Exact, case-insensitive matches, keyed by the lower-cased email."""
+    async def find_members_by_email(self, emails: Iterable[str], *, create_missing: bool = True) -> dict[str, Member]:
+        """Exact, case-insensitive matches, keyed by the lower-cased email. `create_missing=False`:
+        only look, even where the adapter is set to add missing people (MELTINGSPOT_CREATE_MEMBERS)."""
 
     @abc.abstractmethod
     async def get_member(self, member_id: str) -> Member | None: ...
@@ -146,11 +159,12 @@ class CoursePlatform(abc.ABC):
         return await self.create_enrolment(course_id, member_id, approved=approved)
 
     async def invite_members(
-        self, course_id: str, member_ids: list[str], *, checked: bool = False
+        self, course_id: str, member_ids: list[str], *, checked: bool = False, options: InviteOptions | None = None
     ) -> dict[str, Enrolment | PlatformError]:
         """Enrol many members: every id maps to its enrolment or the platform's refusal.
 
-        `checked`: the caller has just listed the course and sends only members not in it."""
+        `checked`: the caller has just listed the course and sends only members not in it.
+        `options`: the invitation email and the inviter, on platforms that have them (ignored here)."""
         results: dict[str, Enrolment | PlatformError] = {}
         for member_id in dict.fromkeys(member_ids):
             try:

@@ -37,7 +37,7 @@ from pydantic import BaseModel, ValidationError
 from bot.core.capabilities import Capability
 from bot.core.models import CompletedLesson, Course, Enrolment, EnrolmentCounts, Lesson, Member, Visibility
 from bot.core.pacing import Budget
-from bot.platforms.base import CoursePlatform, NotFound, PlatformError
+from bot.platforms.base import CoursePlatform, InviteOptions, NotFound, PlatformError
 from bot.platforms.http import OutcomeUnknown, RetryingSender, RetryPolicy
 from bot.platforms.meltingspot_models import CourseRecord, ParticipantRecord, RawPage, SpotMemberRecord
 
@@ -158,6 +158,7 @@ class MeltingSpotPlatform(CoursePlatform):
         self._scheme: Literal["raw", "bearer"] | None = None if auth_scheme == "auto" else auth_scheme
         self.invited_by = invited_by
         self.send_email = send_email
+        self.invitation_email = send_email
         self.create_missing_members = create_missing_members
         self.chunk_size = max(1, chunk_size)
         self.page_limit = max(1, page_limit)
@@ -448,7 +449,7 @@ class MeltingSpotPlatform(CoursePlatform):
                     found[email] = (inactive, self._member(record))
         return {email: member for email, (_, member) in found.items()}
 
-    async def find_members_by_email(self, emails: Iterable[str]) -> dict[str, Member]:
+    async def find_members_by_email(self, emails: Iterable[str], *, create_missing: bool = True) -> dict[str, Member]:
         """Exact, case-insensitive matches keyed by the lower-cased email, looked up 50 at a time.
 
         With `create_missing_members`, an email with no member is added to the spot
@@ -459,7 +460,7 @@ class MeltingSpotPlatform(CoursePlatform):
         wanted = list(dict.fromkeys(e.strip().lower() for e in emails if e and e.strip()))
         usable = [e for e in wanted if "," not in e]  # a comma would split the `email[in]` filter
         found = await self._lookup(usable)
-        if self.create_missing_members:
+        if self.create_missing_members and create_missing:
             for email in [e for e in usable if e not in found]:
                 try:
                     member = await self._create_member(email)
@@ -473,7 +474,9 @@ class MeltingSpotPlatform(CoursePlatform):
         return {e: found[e] for e in usable if e in found}
 
     async def _create_member(self, email: str) -> Member | None:
-        body = {"email": email, "withEmailNotification": self.send_email}
+        # Adding someone to the spot stays silent: the course invitation (withEmailNotification as
+        # MELTINGSPOT_INVITE_EMAIL and --no-email say) is what tells them.
+        body = {"email": email, "withEmailNotification": False}
         try:
             response: httpx.Response | None = await self._request("POST", MEMBERS, json=body, idempotent=False)
         except OutcomeUnknown:
@@ -606,10 +609,12 @@ class MeltingSpotPlatform(CoursePlatform):
             enrolments = [e for e in enrolments if e.updated_on is None or e.updated_on >= floor]
         return enrolments
 
-    def _invite_body(self, **ids: Any) -> dict[str, Any]:
-        body: dict[str, Any] = {**ids, "withEmailNotification": self.send_email}
-        if self.invited_by:
-            body["invitedBySpotMemberId"] = self.invited_by
+    def _invite_body(self, options: InviteOptions | None = None, **ids: Any) -> dict[str, Any]:
+        send_email = options.send_email if options and options.send_email is not None else self.send_email
+        body: dict[str, Any] = {**ids, "withEmailNotification": send_email}
+        invited_by = (options.invited_by if options else None) or self.invited_by
+        if invited_by:
+            body["invitedBySpotMemberId"] = invited_by
         return body
 
     async def create_enrolment(self, course_id: str, member_id: str, *, approved: bool = True) -> Enrolment:
@@ -656,7 +661,7 @@ class MeltingSpotPlatform(CoursePlatform):
         return enrolment
 
     async def invite_members(
-        self, course_id: str, member_ids: list[str], *, checked: bool = False
+        self, course_id: str, member_ids: list[str], *, checked: bool = False, options: InviteOptions | None = None
     ) -> dict[str, Enrolment | PlatformError]:
         """Invite many members to a course: every requested id maps to its participant or an error.
 
@@ -668,7 +673,8 @@ class MeltingSpotPlatform(CoursePlatform):
         gets the server's reason. 201 (the new participants) and 200/204 ("already invited")
         are successes. Afterwards a listing of the course finds whoever the answers did not
         show. A chunk whose outcome is unknown (5xx or timeout) is re-sent, once, only for the
-        members that listing does not show.
+        members that listing does not show. `options` sets `withEmailNotification` (default: the
+        `send_email` this adapter was made with) and `invitedBySpotMemberId` for every chunk.
         """
         wanted = list(dict.fromkeys(m.strip() for m in member_ids if m and m.strip()))
         results: dict[str, Enrolment | PlatformError] = {
@@ -690,7 +696,7 @@ class MeltingSpotPlatform(CoursePlatform):
                     break
                 created: dict[str, ParticipantRecord] = {}
                 uncertain: list[str] = []
-                await self._invite_all(course_id, pending, created, results, uncertain)
+                await self._invite_all(course_id, pending, created, results, uncertain, options)
                 for m, record in created.items():
                     results[m] = self._enrolment(record, course_id)
                 unresolved = [m for m in pending if m not in results]
@@ -719,12 +725,13 @@ class MeltingSpotPlatform(CoursePlatform):
         created: dict[str, ParticipantRecord],
         results: dict[str, Enrolment | PlatformError],
         uncertain: list[str],
+        options: InviteOptions | None,
     ) -> None:
         rest = list(member_ids)
         while rest:
             size = min(self.chunk_size, self._bulk_limit or self.chunk_size)
             chunk, rest = rest[:size], rest[size:]
-            await self._invite_chunk(course_id, chunk, created, results, uncertain)
+            await self._invite_chunk(course_id, chunk, created, results, uncertain, options)
 
     async def _invite_chunk(
         self,
@@ -733,11 +740,12 @@ class MeltingSpotPlatform(CoursePlatform):
         created: dict[str, ParticipantRecord],
         results: dict[str, Enrolment | PlatformError],
         uncertain: list[str],
+        options: InviteOptions | None,
     ) -> None:
         path = f"{self._participants_path(course_id)}~bulkInvite"
         try:
             response = await self._request(
-                "POST", path, json=self._invite_body(spotMemberIds=chunk), idempotent=False
+                "POST", path, json=self._invite_body(options, spotMemberIds=chunk), idempotent=False
             )
         except OutcomeUnknown:
             log.warning("meltingspot: a bulk invitation of %d member(s) was not confirmed", len(chunk))
@@ -764,8 +772,8 @@ class MeltingSpotPlatform(CoursePlatform):
                 log.info("meltingspot: bulk invite of %d was too large; sending at most %d", len(chunk),
                          self._bulk_limit)
             half = len(chunk) // 2
-            await self._invite_all(course_id, chunk[:half], created, results, uncertain)
-            await self._invite_all(course_id, chunk[half:], created, results, uncertain)
+            await self._invite_all(course_id, chunk[:half], created, results, uncertain, options)
+            await self._invite_all(course_id, chunk[half:], created, results, uncertain, options)
             return
         if status in (400, 413):
             error = self._error(response, f"POST {path}", hint=INVITE_HINT)

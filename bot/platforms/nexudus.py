@@ -351,7 +351,7 @@ class NexudusPlatform(CoursePlatform):
             company=record.CompanyName or "",
         )
 
-    async def find_members_by_email(self, emails: Iterable[str]) -> dict[str, Member]:
+    async def find_members_by_email(self, emails: Iterable[str], *, create_missing: bool = True) -> dict[str, Member]:
         """One filtered GET per email; for many emails, the whole coworker list when that is fewer pages."""
         wanted = list(dict.fromkeys(e.strip().lower() for e in emails if e.strip()))
         records: list[CoworkerRecord] = []

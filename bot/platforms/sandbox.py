@@ -146,7 +146,7 @@ class SandboxPlatform(CoursePlatform):
         return EnrolmentCounts(total=len(states), approved=states.count(AccessState.APPROVED),
                                pending=states.count(AccessState.PENDING), blocked=states.count(AccessState.BLOCKED))
 
-    async def find_members_by_email(self, emails: Iterable[str]) -> dict[str, Member]:
+    async def find_members_by_email(self, emails: Iterable[str], *, create_missing: bool = True) -> dict[str, Member]:
         by_email = {m.email.lower(): m for m in self.members.values()}
         wanted = {e.strip().lower() for e in emails}
         return {e: by_email[e] for e in wanted if e in by_email}

@@ -261,6 +261,9 @@ class MeltingSpotFake:
         self.requests: list[tuple[str, str, dict[str, str]]] = []
         self.request_times: list[float] = []
         self.json_bodies: list[tuple[str, str, Any]] = []
+        self.invitation_emails: list[tuple[str, str, str | None]] = []
+        """(course id, member email, inviter's member id): an invitation email the spot sent, i.e. a new or
+        re-invited participant whose invitation said `withEmailNotification: true`."""
         self.throttled = 0
         self.unauthorized = 0
         self.injected_failures = 0
@@ -284,6 +287,7 @@ class MeltingSpotFake:
             self.requests.clear()
             self.request_times.clear()
             self.json_bodies.clear()
+            self.invitation_emails.clear()
             self.throttled = 0
             self.unauthorized = 0
             self.injected_failures = 0
@@ -675,6 +679,12 @@ class MeltingSpotFake:
             raise ApiError(400, MALFORMED)
         return inviter
 
+    def _email_invitations(self, body: dict[str, Any], participants: list[Participant]) -> None:
+        """No email unless asked for (the course reference documents no default; the spot-member one is false)."""
+        if body.get("withEmailNotification") is True:
+            self.invitation_emails.extend((p.course_id, self.members[p.member_id].email, p.invited_by)
+                                          for p in participants)
+
     def _invite_locked(self, course_id: str, member_id: str, inviter: str | None) -> Participant | None:
         """Invite one member (lock held). Returns the new/reactivated participant, or None if active."""
         pid = self._by_course[course_id].get(member_id)
@@ -801,6 +811,7 @@ class MeltingSpotFake:
             p = self._invite_locked(course_id, member.id, inviter)
             if p is None:
                 return JSONResponse({"message": "Member already invited"}, status_code=200)
+            self._email_invitations(body, [p])
             return JSONResponse(self.participant_json(p), status_code=201)
 
     async def bulk_invite(self, request: Request) -> Response:
@@ -824,6 +835,7 @@ class MeltingSpotFake:
                 if member is None or member.status in self.uninvitable_member_statuses:
                     raise ApiError(400, MALFORMED)
             created = [p for mid in unique if (p := self._invite_locked(course_id, mid, inviter)) is not None]
+            self._email_invitations(body, created)
             if not created:
                 return JSONResponse({"message": "Members already invited"}, status_code=200)
             return JSONResponse([self.participant_json(p) for p in created], status_code=201)
