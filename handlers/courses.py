@@ -27,7 +27,7 @@ from bot.courses.service import (
     NotEnrolled,
     check_form,
 )
-from bot.platforms.base import PlatformError, ValidationFailed
+from bot.platforms.base import CreationUnclear, PlatformError, ValidationFailed
 from bot.runtime import Runtime
 from handlers.bulk import plan_and_start
 from handlers.commands import Context, Runner
@@ -147,6 +147,9 @@ async def _submitted(rt: Runtime, ack: AsyncAck, submission: ViewSubmission) -> 
             creation = await creating
         except CreationInProgress:
             return  # the submission that is creating it will announce it
+        except CreationUnclear as exc:
+            await announce(rt, user, metadata.channel, view.creation_unclear_message(checked.title, exc.message))
+            return
         except (UserFacingError, PlatformError) as exc:
             reason = exc.text(str) if isinstance(exc, UserFacingError) else exc.message
             await announce(rt, user, metadata.channel, view.creation_failed_message(checked.title, reason))
@@ -164,6 +167,9 @@ async def _submitted(rt: Runtime, ack: AsyncAck, submission: ViewSubmission) -> 
             return
         except CreationInProgress:
             await ack(response_action="update", view=view.working_modal(checked.title))
+            return
+        except CreationUnclear as exc:  # not "nothing was created": nobody can tell yet
+            await ack(response_action="errors", errors={view.TITLE: exc.message[:2000]})
             return
         except (UserFacingError, PlatformError) as exc:
             reason = exc.text(str) if isinstance(exc, UserFacingError) else exc.message

@@ -6,6 +6,9 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -13,7 +16,10 @@ import pytest
 from pydantic import SecretStr
 
 from bot.core.config import Platform, Settings
+from bot.core.pacing import Budget, make_storage, smooth_per_minute
 from bot.courses import render as view
+from bot.platforms.http import RetryPolicy
+from bot.platforms.nexudus import NexudusPlatform
 from devtools import requests as slack_requests
 from devtools.fakes.meltingspot import MeltingSpotFake
 from devtools.shell import Shell
@@ -457,3 +463,116 @@ async def test_a_spent_daily_write_budget_is_said_plainly(nexudus: Tenant, slack
         out = text_of(await shell.command('complete onboarding ada@example.com "house rules"'))
     assert "spent today's write budget for Nexudus" in out and "nothing was changed" in out
     assert len(completions(nexudus)) == 1
+
+
+# ---- a course is made at most once, even when Nexudus ignores SystemId -------------------------
+
+@asynccontextmanager
+async def quick_bot(tenant: Tenant, slack: SlackWorkspace) -> AsyncIterator[Shell]:
+    """The bot with a Nexudus client that gives up after 1 s and retries fast (the tests' timings)."""
+    platform = NexudusPlatform(
+        tenant.url, tenant.fake.username, tenant.fake.password,
+        Budget(make_storage(REDIS_URL), "nexudus:writes", smooth_per_minute(600)),
+        timeout=1.0, settle=0.2, policy=RetryPolicy(attempts=2, base_delay=0.05, throttle_statuses=frozenset({409})),
+    )
+    async with Shell(nexudus_settings(tenant), as_user=MANAGER, workspace=slack, platform=platform) as shell:
+        shell.channel = GENERAL
+        yield shell
+
+
+def course_posts(tenant: Tenant) -> int:
+    return len([w for w in writes(tenant) if w[1] == "/api/content/courses"])
+
+
+async def test_a_create_whose_answer_is_lost_is_found_by_title_and_time_and_not_sent_again(
+    nexudus: Tenant, slack: SlackWorkspace
+) -> None:
+    fake = nexudus.fake
+    fake.ignore_system_id = True  # the bot must not need the mark
+    fake.clock = lambda: datetime.now(UTC) - timedelta(hours=3)  # Nexudus's clock (and Date) 3 h behind ours
+    older = fake.add_course("Night owls", business_id=1, host_id=1)  # the same title, there already
+    async with quick_bot(nexudus, slack) as bot:
+        form = await open_form(bot)
+        # Nexudus makes the course, but answers only after the bot stopped waiting (a timeout).
+        fake.apply_then_fail_next(1, method="POST", path_contains="/api/content/courses", delay=2.0)
+        started = time.monotonic()
+        answer = await submit(bot, form, form_values(nexudus, title="Night owls"))
+        assert answer == {} and time.monotonic() - started < 3.0
+        assert await submit(bot, form, form_values(nexudus, title="Night owls")) == {}  # and a repeat
+    assert course_posts(nexudus) == 1
+    [made] = [c for c in courses_titled(nexudus, "Night owls") if c["Id"] != older["Id"]]
+    assert made["SystemId"] is None
+    assert [m for m in bot.ws.ephemeral if f"(id {made['Id']})" in json.dumps(m["blocks"])]
+
+
+async def test_an_answer_lost_after_an_error_with_nothing_made_is_sent_once_more(
+    nexudus: Tenant, slack: SlackWorkspace
+) -> None:
+    nexudus.fake.ignore_system_id = True
+    async with quick_bot(nexudus, slack) as bot:
+        form = await open_form(bot)
+        nexudus.fake.fail_next(1, status=500, method="POST", path_contains="/api/content/courses")
+        assert await submit(bot, form, form_values(nexudus, title="Second try")) == {}
+    assert course_posts(nexudus) == 2  # Nexudus answered 500 and made nothing: one more POST
+    assert len(courses_titled(nexudus, "Second try")) == 1
+
+
+async def test_when_it_cannot_tell_it_says_so_and_sends_nothing_more(nexudus: Tenant, slack: SlackWorkspace) -> None:
+    fake = nexudus.fake
+    fake.ignore_system_id = True
+    async with quick_bot(nexudus, slack) as bot:
+        form = await open_form(bot)
+        # A proxy sent the create on twice, then answered 500: two new courses with this title.
+        fake.apply_then_fail_next(1, method="POST", path_contains="/api/content/courses", times=2)
+        answer = await submit(bot, form, form_values(nexudus, title="Twins"))
+        assert answer["response_action"] == "errors"
+        said = answer["errors"][view.TITLE]
+        assert "cannot tell whether “Twins” was created" in said and "2 courses titled like it" in said
+        assert "`/course courses` before you try again" in said and "Nothing was created" not in said
+        # Submitting the same form again looks again, and still sends nothing.
+        again = await submit(bot, form, form_values(nexudus, title="Twins"))
+        assert "cannot tell whether" in again["errors"][view.TITLE]
+    assert course_posts(nexudus) == 1 and len(courses_titled(nexudus, "Twins")) == 2
+
+
+async def test_when_nexudus_keeps_failing_it_cannot_tell_and_sends_nothing_more(
+    nexudus: Tenant, slack: SlackWorkspace
+) -> None:
+    fake = nexudus.fake
+    async with quick_bot(nexudus, slack) as bot:
+        form = await open_form(bot)
+        fake.fail_next(1, status=500, method="POST", path_contains="/api/content/courses")
+
+        async def then_reads_fail_too() -> None:  # from the failed POST on, every look fails as well
+            for _ in range(500):
+                if course_posts(nexudus):
+                    break
+                await asyncio.sleep(0.01)
+            fake.fail_next(10, status=503, method="GET", path_contains="/api/content/courses")
+
+        storm = asyncio.create_task(then_reads_fail_too())
+        answer = await submit(bot, form, form_values(nexudus, title="Stormy"))
+        await storm
+        said = answer["errors"][view.TITLE]
+        assert "cannot tell whether “Stormy” was created" in said and "Nexudus is still failing" in said
+    assert course_posts(nexudus) == 1 and courses_titled(nexudus, "Stormy") == []
+
+
+async def test_a_timeout_with_nothing_there_yet_is_not_sent_again_and_a_later_submit_finds_the_course(
+    nexudus: Tenant, slack: SlackWorkspace
+) -> None:
+    fake = nexudus.fake
+    fake.ignore_system_id = True
+    async with quick_bot(nexudus, slack) as bot:
+        form = await open_form(bot)
+        # The request is lost on the way: no answer, and (for now) no course.
+        fake.apply_then_fail_next(1, method="POST", path_contains="/api/content/courses", delay=2.0, times=0)
+        answer = await submit(bot, form, form_values(nexudus, title="Late bloomer"))
+        assert "did not answer in time, so the course may still appear" in answer["errors"][view.TITLE]
+        assert course_posts(nexudus) == 1
+        # It turns up later after all (Nexudus was slow, not dead): the same form, submitted again, finds it.
+        late = fake.add_course("Late bloomer", business_id=1, host_id=1)
+        assert await submit(bot, form, form_values(nexudus, title="Late bloomer")) == {}
+        assert course_posts(nexudus) == 1
+        assert [m for m in bot.ws.ephemeral if f"(id {late['Id']})" in json.dumps(m["blocks"])]
+

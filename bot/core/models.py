@@ -142,6 +142,15 @@ class Section(_Model):
     active: bool = True
 
 
+class CreationAttempt(_Model):
+    """How the platform looked just before a course was sent to it: enough to recognise, later, the
+    course that create made, by title and creation time alone (no mark on the course needed)."""
+
+    title: str
+    since: datetime  # the platform's own clock just before the create, less an allowance for skew
+    existing: list[str] = []  # ids of the courses that already had exactly this title then
+
+
 class CourseDraft(_Model):
     """A course to create, already checked by the service (a plan is set exactly when it is Paid)."""
 

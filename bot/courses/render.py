@@ -205,6 +205,12 @@ def created_message(course: Course, *, location: str, host: str, plan: str, acto
     return Message(text=f"Created {course.title} (id {course.id})", blocks=blocks)
 
 
+def creation_unclear_message(title: str, reason: str) -> Message:
+    return Message(text=f"Not sure whether {title} was created: {reason}", blocks=[
+        section(f":warning: {esc(reason)}"),
+    ])
+
+
 def creation_failed_message(title: str, reason: str) -> Message:
     return Message(text=f"Could not create {title}: {reason}", blocks=[
         section(f":x: *{esc(title)}* was not created: {esc(reason)}"),

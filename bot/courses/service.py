@@ -1,8 +1,10 @@
 """Courses and progress: what `/course new`, `/course lessons` and `/course complete|uncomplete` do.
 
 - A course is created at most once per form: the form's view id is claimed in Redis (SET NX)
-  before the platform is asked, and the adapter marks the course with a request key so that,
-  after an unclear failure or a crash, it finds the course instead of making a second one.
+  before the platform is asked. Before the course is sent, how the platform looks (the courses
+  with that title, the platform's time) is kept in Redis with the form; after an unclear failure,
+  or a crash, the course that create made is found by its title and creation time, not made again.
+  When the adapter cannot tell (CreationUnclear), the manager is told so and nothing is re-sent.
 - A completion belongs to the member's *enrolment*. Each change runs under a Redis lock for
   enrolment+lesson, reads first, and writes only when something must change; every change,
   refusal and platform error goes to the audit log.
@@ -25,6 +27,7 @@ from bot.core.models import (
     CompletedLesson,
     Course,
     CourseDraft,
+    CreationAttempt,
     Enrolment,
     Lesson,
     Location,
@@ -38,7 +41,7 @@ from bot.core.permissions import Permissions
 from bot.core.store import Redis
 from bot.courses import keys
 from bot.enrolment.resolve import Resolver
-from bot.platforms.base import CoursePlatform, NotSupported, PlatformError
+from bot.platforms.base import CoursePlatform, CreationUnclear, NotSupported, PlatformError
 
 TITLE_MAX = 150
 SUMMARY_MAX = 400  # Nexudus shows about 400 characters of a summary
@@ -293,21 +296,45 @@ class CourseService:
             if state:
                 await asyncio.sleep(0.1)
         target = f"new course “{draft.title}”"
+        attempt_key = keys.COURSE_ATTEMPT(form_id)
+        request_key = f"coursebot:new:{form_id}"
+        sent = False
         try:
-            course = await self.platform.create_course(draft, request_key=f"coursebot:new:{form_id}")
+            course = await self._earlier_attempts_course(attempt_key, request_key)
+            if course is None:
+                attempt = await self.platform.begin_course_creation(draft.title)
+                await self.redis.set(attempt_key, attempt.model_dump_json(), ex=keys.COURSE_ATTEMPT.ttl)
+                sent = True
+                course = await self.platform.create_course(draft, request_key=request_key, attempt=attempt)
         except BaseException as exc:
+            # The form may be submitted again, corrected. What was sent is forgotten only when the
+            # platform said plainly that it made nothing; otherwise the next submission looks first.
+            refused = isinstance(exc, PlatformError | BudgetExceeded) and not isinstance(exc, CreationUnclear)
             with contextlib.suppress(Exception):
-                await self.redis.delete(claim)  # the form may be submitted again, corrected
+                await self.redis.delete(*([claim, attempt_key] if sent and refused else [claim]))
             if isinstance(exc, PlatformError):
-                await audit(self.redis, actor=actor, action="new", target=target, outcome="error", detail=exc.message)
+                await audit(self.redis, actor=actor, action="new", target=target,
+                            outcome="unknown" if isinstance(exc, CreationUnclear) else "error", detail=exc.message)
             if isinstance(exc, BudgetExceeded):
                 raise BudgetSpent(self.platform.display_name, exc.retry_at) from None
             raise
-        await self.redis.set(claim, f"created:{course.id}", ex=keys.COURSE_NEW.ttl)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.set(claim, f"created:{course.id}", ex=keys.COURSE_NEW.ttl)
+            pipe.delete(attempt_key)
+            await pipe.execute()
         await audit(self.redis, actor=actor, action="new", target=f"course {course.id}", outcome="changed",
                     detail=f"{draft.visibility.value}, location {draft.location_id}, host {draft.host_id}"
                            + (f", plan {draft.plan_id}" if draft.plan_id else ""))
         return Creation(course, True)
+
+    async def _earlier_attempts_course(self, attempt_key: str, request_key: str) -> Course | None:
+        """The course an earlier submission of this form sent and never heard back about (a lost answer,
+        a crash), found by title and creation time; None when there was none or it made nothing."""
+        stored = await self.redis.get(attempt_key)
+        if not stored:
+            return None
+        earlier = CreationAttempt.model_validate_json(stored)
+        return await self.platform.find_course_created_by(request_key, earlier)
 
     # ---- lessons ----------------------------------------------------------------------------
 

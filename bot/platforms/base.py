@@ -17,6 +17,7 @@ from bot.core.models import (
     CompletedLesson,
     Course,
     CourseDraft,
+    CreationAttempt,
     Enrolment,
     EnrolmentCounts,
     Lesson,
@@ -44,6 +45,11 @@ class PlatformUnavailable(PlatformError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, retryable=True)
+
+
+class CreationUnclear(PlatformError):
+    """A create's answer was lost, and the bot cannot tell whether the platform made it: it must not
+    send it again; the manager is told to look before trying again."""
 
 
 class NotSupported(PlatformError):
@@ -215,13 +221,23 @@ class CoursePlatform(abc.ABC):
         """Members whose name or email contains `query` (for pickers; not an exact match)."""
         raise self.unsupported("searching members by name")
 
-    async def find_course_created_by(self, request_key: str, title: str) -> Course | None:
-        """The course `create_course` made for `request_key`, if it exists."""
+    async def begin_course_creation(self, title: str) -> CreationAttempt:
+        """Note how the platform looks before a course titled `title` is created (see `find_course_created_by`)."""
         raise self.unsupported("creating courses")
 
-    async def create_course(self, draft: CourseDraft, *, request_key: str) -> Course:
-        """Create a course once per `request_key`: a repeat returns the course made the first time.
+    async def find_course_created_by(self, request_key: str, attempt: CreationAttempt) -> Course | None:
+        """The course a create begun as `attempt` made, or None when it certainly made none.
 
+        Raises CreationUnclear when it cannot tell (several candidates). `request_key` may serve as
+        a hint where the platform keeps it; correctness must not depend on it."""
+        raise self.unsupported("creating courses")
+
+    async def create_course(self, draft: CourseDraft, *, request_key: str,
+                            attempt: CreationAttempt | None = None) -> Course:
+        """Create a course at most once: after an unclear failure it looks (`find_course_created_by`)
+        before it sends again, and raises CreationUnclear rather than risk a second course.
+
+        `attempt`: from `begin_course_creation`, when the caller keeps it (to look again after a crash).
         Raises ValidationFailed, with `fields` named after `CourseDraft`, when the platform refuses the input."""
         raise self.unsupported("creating courses")
 

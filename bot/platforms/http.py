@@ -29,7 +29,19 @@ class RetryPolicy:
 
 
 class OutcomeUnknown(PlatformUnavailable):
-    """A write timed out or failed on the server side: it may or may not have been applied."""
+    """A write timed out or failed on the server side: it may or may not have been applied.
+
+    `reason`: "timeout", "connection error" or "HTTP <status>"."""
+
+    def __init__(self, message: str, reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason
+
+    @property
+    def may_still_land(self) -> bool:
+        """The request may still be running at the platform (no answer, or a gateway gave up waiting),
+        so a look right now cannot prove it was not applied."""
+        return self.reason in ("timeout", "connection error", "HTTP 502", "HTTP 504")
 
 
 class _Retryable(Exception):
@@ -83,7 +95,7 @@ class RetryingSender:
                     except _Retryable as exc:
                         if not idempotent and exc.reason != "throttled":
                             raise OutcomeUnknown(
-                                f"{self.platform} did not confirm the change ({exc.reason})."
+                                f"{self.platform} did not confirm the change ({exc.reason}).", exc.reason
                             ) from None
                         raise
         except _Retryable as exc:

@@ -8,7 +8,9 @@ What it is careful about, each from the reference:
   AND Errors is empty; Errors[] becomes one sentence;
 - writes wait for the shared write budget; 409/429 honour Retry-After;
 - email matches are made exact and case-insensitive here, since the filter is partial;
-- a create is never blindly retried: after an unclear failure it looks first.
+- a create is never blindly retried: after an unclear failure it looks first. A new course is
+  recognised by its exact title and its creation time (not by the unconfirmed `SystemId`), against
+  Nexudus's own clock as its `Date` headers tell it.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Iterable
 from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 
 import httpx
@@ -28,6 +31,7 @@ from bot.core.models import (
     CompletedLesson,
     Course,
     CourseDraft,
+    CreationAttempt,
     Enrolment,
     EnrolmentCounts,
     Lesson,
@@ -38,7 +42,13 @@ from bot.core.models import (
     Visibility,
 )
 from bot.core.pacing import Budget
-from bot.platforms.base import CoursePlatform, NotFound, PlatformError, ValidationFailed
+from bot.platforms.base import (
+    CoursePlatform,
+    CreationUnclear,
+    NotFound,
+    PlatformError,
+    ValidationFailed,
+)
 from bot.platforms.http import OutcomeUnknown, RetryingSender, RetryPolicy
 from bot.platforms.nexudus_models import (
     BusinessRecord,
@@ -70,6 +80,9 @@ SECTIONS = "/api/content/coursesections"
 TARIFFS = "/api/billing/tariffs"
 BUSINESSES = "/api/sys/businesses"  # the official CLI's "Business … sys" entity; the fallback covers a refusal
 VISIBILITY_CODE = {v: k for k, v in VISIBILITY.items()}
+# How much older than the moment before a create a new course's CreatedOn may look and still be
+# that create's: Date has whole seconds, and Nexudus's web and database clocks need not agree.
+CREATED_SKEW = timedelta(minutes=5)
 # Course properties Nexudus may blame in Errors[], and the CourseDraft field each one came from.
 COURSE_FIELDS = {
     "title": "title", "businessid": "location_id", "business": "location_id", "hostid": "host_id",
@@ -162,8 +175,12 @@ class NexudusPlatform(CoursePlatform):
         page_size: int = 500,
         timeout: float = 20.0,
         max_concurrency: int = 8,
+        settle: float = 2.0,
     ) -> None:
+        """`settle`: seconds to wait, after a create's answer was lost, before looking for what it made."""
         self.base_url = base_url.rstrip("/")
+        self.settle = settle
+        self._skew = timedelta(0)  # Nexudus's clock minus ours, from the latest Date header
         self._username = username
         self._password = password
         self.writes = writes
@@ -241,6 +258,7 @@ class NexudusPlatform(CoursePlatform):
                     what,
                     idempotent=idempotent,
                 )
+            self._note_clock(response)
             if response.status_code == 401 and not renewed:
                 token = await self._login(current)
                 continue
@@ -721,25 +739,62 @@ class NexudusPlatform(CoursePlatform):
             (r.FullName or "").lower(), r.Id))
         return [self._member(r) for r in ranked[:limit]]
 
-    async def find_course_created_by(self, request_key: str, title: str) -> Course | None:
-        # The title filter narrows the search (it may match partially, or be ignored: check here);
-        # the mark in SystemId, which only the API sets, says which one this request made.
-        records = await self._list(COURSES, CourseRecord, {"Course_Title": title})
-        same = [r for r in records if r.Title.strip().lower() == title.strip().lower()]
-        for record in same:
-            if record.SystemId == request_key:
-                return self._course(record)
-        unread = [str(r.Id) for r in same if "SystemId" not in r.model_fields_set]
-        for record in await self._batch(COURSES, unread, CourseRecord):
-            if record.SystemId == request_key:
-                return self._course(record)
-        return None
+    # ---- creating a course, at most once --------------------------------------------------
 
-    async def create_course(self, draft: CourseDraft, *, request_key: str) -> Course:
+    def _note_clock(self, response: httpx.Response) -> None:
+        """Keep how far Nexudus's clock is from ours, from the response's Date header."""
+        for value in reversed(response.headers.get_list("date")):  # a proxy may add its own before
+            try:
+                stamp = parsedate_to_datetime(value)
+            except (TypeError, ValueError):
+                continue
+            if stamp.tzinfo is not None:
+                self._skew = stamp - datetime.now(UTC)
+                return
+
+    def platform_now(self) -> datetime:
+        """Nexudus's time now, as its latest Date header told it (our clock until one was seen)."""
+        return datetime.now(UTC) + self._skew
+
+    async def _titled(self, title: str) -> list[CourseRecord]:
+        # The title filter narrows the search (it may match partially, or be ignored): exact match here.
+        wanted = " ".join(title.split()).lower()
+        records = await self._list(COURSES, CourseRecord, {"Course_Title": title})
+        return [r for r in records if " ".join(r.Title.split()).lower() == wanted]
+
+    async def begin_course_creation(self, title: str) -> CreationAttempt:
+        same = await self._titled(title)  # this answer's Date sets platform_now()
+        return CreationAttempt(title=title, since=self.platform_now() - CREATED_SKEW,
+                               existing=[str(r.Id) for r in same])
+
+    async def find_course_created_by(self, request_key: str, attempt: CreationAttempt) -> Course | None:
+        """The course with the attempt's exact title that was not there before it and was created since
+        (by CreatedOn, against Nexudus's clock). None: no new course has that title. Several, or one
+        whose creation time says it is older than the attempt: CreationUnclear. The SystemId mark the
+        create wrote settles it only where Nexudus kept it, which is unconfirmed."""
+        new = [r for r in await self._titled(attempt.title) if str(r.Id) not in attempt.existing]
+        if not new:
+            return None
+        matches = [r for r in new if r.CreatedOn is None or r.CreatedOn >= attempt.since]
+        if len(matches) == 1:
+            return self._course(matches[0])
+        unread = [str(r.Id) for r in new if "SystemId" not in r.model_fields_set]
+        full = {r.Id: r for r in await self._batch(COURSES, unread, CourseRecord)} if unread else {}
+        marked = [r for r in new if (full.get(r.Id) or r).SystemId == request_key]
+        if len(marked) == 1:
+            return self._course(marked[0])
+        found = len(matches) or len(new)
+        raise CreationUnclear(_unclear(attempt.title, f"{found} courses titled like it appeared on Nexudus meanwhile"
+                                       if found > 1 else "a course titled like it appeared, but Nexudus dates it "
+                                       "before the form was sent"))
+
+    async def create_course(self, draft: CourseDraft, *, request_key: str,
+                            attempt: CreationAttempt | None = None) -> Course:
         body: dict[str, Any] = {
             "BusinessId": int(draft.location_id), "HostId": int(draft.host_id), "Title": draft.title,
             "DisplayOrder": draft.display_order, "Visibility": VISIBILITY_CODE[draft.visibility],
-            "Active": draft.active, "ShowInHomePage": draft.show_on_home_page, "SystemId": request_key,
+            "Active": draft.active, "ShowInHomePage": draft.show_on_home_page,
+            "SystemId": request_key,  # a hint for find_course_created_by; nothing depends on Nexudus keeping it
         }
         if draft.visibility is Visibility.PAID and draft.plan_id:
             body["TariffId"] = int(draft.plan_id)
@@ -747,15 +802,23 @@ class NexudusPlatform(CoursePlatform):
                             ("GroupName", draft.group_name)):
             if value:
                 body[name] = value
-        for _ in range(2):
-            existing = await self.find_course_created_by(request_key, draft.title)
-            if existing is not None:
-                return existing
+        attempt = attempt or await self.begin_course_creation(draft.title)
+        for sent in range(1, 3):
             try:
                 mutation = await self._mutate("POST", COURSES, body, idempotent=False)
-            except OutcomeUnknown:
-                log.warning("nexudus: course create unconfirmed; checking before trying again")
-                continue
+            except OutcomeUnknown as exc:
+                log.warning("nexudus: course create unconfirmed (%s); looking for it before anything else",
+                            exc.reason)
+                await asyncio.sleep(self.settle)  # a create that was slow to answer may land meanwhile
+                found = await self._look(request_key, attempt)
+                if found is not None:
+                    return found
+                if exc.may_still_land:
+                    raise CreationUnclear(_unclear(draft.title, "Nexudus did not answer in time, so the course "
+                                                   "may still appear")) from None
+                if sent == 2:
+                    raise CreationUnclear(_unclear(draft.title, "Nexudus failed twice")) from None
+                continue  # Nexudus answered with an error and made nothing: send it once more
             except ValidationFailed as exc:
                 fields: dict[str, str] = {}
                 for prop, message in exc.fields.items():
@@ -764,16 +827,34 @@ class NexudusPlatform(CoursePlatform):
                     fields[name] = f"{fields[name]} {text}" if name in fields else text
                 raise ValidationFailed(exc.message, fields) from None
             new_id = str((mutation.Value or {}).get("Id", ""))
-            course = await self.get_course(new_id) if new_id else None
-            return course or await self._must_find_course(request_key, draft.title)
-        return await self._must_find_course(request_key, draft.title)
+            if new_id:
+                try:
+                    course = await self.get_course(new_id)
+                except PlatformError:
+                    course = None  # made, but not readable right now: what was sent describes it
+                return course or Course(id=new_id, title=draft.title, visibility=draft.visibility,
+                                        active=draft.active, summary=draft.summary,
+                                        admin_url=f"{self.base_url}/content/courses/{new_id}")
+            found = await self._look(request_key, attempt)
+            if found is not None:
+                return found
+            raise CreationUnclear(_unclear(draft.title, "Nexudus said it was saved but did not say which course "
+                                           "it is, and it is not there yet"))
+        raise AssertionError("unreachable")
 
-    async def _must_find_course(self, request_key: str, title: str) -> Course:
-        course = await self.find_course_created_by(request_key, title)
-        if course is None:
-            raise PlatformError("Nexudus did not confirm the new course, and it is not there. Submit the form again "
-                                "in a minute; it will not be created twice.")
-        return course
+    async def _look(self, request_key: str, attempt: CreationAttempt) -> Course | None:
+        try:
+            return await self.find_course_created_by(request_key, attempt)
+        except CreationUnclear:
+            raise
+        except PlatformError as exc:
+            raise CreationUnclear(_unclear(attempt.title, f"Nexudus is still failing ({exc.message})")) from None
+
+
+def _unclear(title: str, why: str) -> str:
+    return (f"The bot cannot tell whether “{title}” was created: {why}. It may or may not exist now, so it was not "
+            "sent again. Check `/course courses` before you try again (submitting this same form again is safe: "
+            "it looks for the course first).")
 
 
 def _datetime(value: Any) -> datetime | None:

@@ -19,6 +19,7 @@ from bot.core.models import (
     CompletedLesson,
     Course,
     CourseDraft,
+    CreationAttempt,
     Enrolment,
     EnrolmentCounts,
     Lesson,
@@ -243,13 +244,18 @@ class SandboxPlatform(CoursePlatform):
         found = [m for m in self.members.values() if text and (text in m.full_name.lower() or text in m.email.lower())]
         return sorted(found, key=lambda m: m.full_name.lower())[:limit]
 
-    async def find_course_created_by(self, request_key: str, title: str) -> Course | None:
-        course_id = self.created_by.get(request_key)
+    async def begin_course_creation(self, title: str) -> CreationAttempt:
+        return CreationAttempt(title=title, since=datetime.now(UTC),
+                               existing=[c.id for c in self.courses.values() if c.title == title])
+
+    async def find_course_created_by(self, request_key: str, attempt: CreationAttempt) -> Course | None:
+        course_id = self.created_by.get(request_key)  # the sandbox never loses an answer
         return self.courses.get(course_id) if course_id else None
 
-    async def create_course(self, draft: CourseDraft, *, request_key: str) -> Course:
+    async def create_course(self, draft: CourseDraft, *, request_key: str,
+                            attempt: CreationAttempt | None = None) -> Course:
         async with self._lock:
-            existing = await self.find_course_created_by(request_key, draft.title)
+            existing = self.courses.get(self.created_by.get(request_key, ""))
             if existing is not None:
                 return existing
             problems: dict[str, str] = {}

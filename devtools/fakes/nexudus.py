@@ -3,7 +3,10 @@
 It follows `/work/shared/reference/nexudus-api.md`: OAuth-style `/api/token`, bearer/basic auth, the
 `{Entity}_{Field}` / `from_` / `to_` list filters with the paging envelope, bare-object GET, `?id=[..]`
 batch GET, the mutation envelope, full-object PUT (omitted writable fields are cleared), 409 throttling
-with `Retry-After`, and failure injection.
+with `Retry-After`, and failure injection, including writes that are applied but whose answer is lost
+(`apply_then_fail_next`). Every answer carries a `Date` header from the fake's own `clock`, so a skewed
+clock is skewed consistently (uvicorn adds its own Date before it; a client should read the last one).
+`ignore_system_id=True` drops `SystemId` from writes, as Nexudus may (the course reference omits it).
 
 Serve it with `devtools.servers.ServerThread`::
 
@@ -35,6 +38,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from email.utils import format_datetime as http_date
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -189,13 +193,15 @@ SPEC_BY_TABLE: dict[str, EntitySpec] = {spec.table: spec for spec in SPECS}
 
 @dataclass
 class _Injection:
-    kind: str  # "fail", "throttle" (409), "429"
+    kind: str  # "fail", "throttle" (409), "429", "apply" (applied, then the answer is replaced)
     remaining: int
     status: int = 500
     retry_after: int = 1
     method: str | None = None
     path_contains: str | None = None
     body: Any = None
+    delay: float = 0.0  # "apply": seconds before the replaced answer is sent
+    times: int = 1  # "apply": how many times the write is applied (a proxy that re-sent it upstream)
 
     def matches(self, method: str, path: str, is_token: bool) -> bool:
         if self.method is not None and self.method.upper() != method.upper():
@@ -250,6 +256,7 @@ class NexudusFake:
         allow_duplicate_enrolments: bool = True,
         clock: Callable[[], datetime] | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        ignore_system_id: bool = False,
     ) -> None:
         self.username = username
         self.password = password
@@ -258,6 +265,7 @@ class NexudusFake:
         self.delay = delay
         self.page_size_max = page_size_max
         self.allow_duplicate_enrolments = allow_duplicate_enrolments
+        self.ignore_system_id = ignore_system_id
         self.clock: Callable[[], datetime] = clock or (lambda: datetime.now(UTC))
         self.monotonic = monotonic
         self.lock = threading.RLock()
@@ -403,6 +411,19 @@ class NexudusFake:
         with self.lock:
             self._injections.append(_Injection("fail", n, status=status, method=method,
                                                path_contains=path_contains, body=body))
+
+    def apply_then_fail_next(
+        self, n: int = 1, status: int = 500, method: str | None = None, path_contains: str | None = None, *,
+        delay: float = 0.0, times: int = 1, body: Any = None,
+    ) -> None:
+        """Apply the next `n` matching writes (each `times` times), then answer `status` (and `body`, as
+        `fail_next`) instead of what they did, after `delay` seconds: the change is made but its answer is
+        lost. A `delay` longer than the client's timeout makes it a timeout; `times=0` applies nothing
+        (the request itself was lost). Writes the fake refuses anyway (auth, validation) are answered as
+        usual, and use the rule up."""
+        with self.lock:
+            self._injections.append(_Injection("apply", n, status=status, method=method,
+                                               path_contains=path_contains, body=body, delay=delay, times=times))
 
     def throttle_next(
         self, n: int = 1, retry_after: int = 1, method: str | None = None, path_contains: str | None = None
@@ -644,10 +665,23 @@ class NexudusFake:
         if self.delay > 0:
             await asyncio.sleep(self.delay)
         with self.lock:
-            try:
-                return self._handle_api(method, path, params, request, body)
-            except ApiError as exc:
-                return exc.response
+            lost = self._take_apply(method, path) if method != "GET" else None
+            response: Response | None = None
+            for _ in range(1 if lost is None else lost.times):
+                try:
+                    response = self._handle_api(method, path, params, request, body)
+                except ApiError as exc:
+                    response = exc.response
+                if response.status_code >= 400:
+                    lost = None  # refused: answered as usual
+                    break
+        if response is None or lost is not None:
+            assert lost is not None
+            if lost.delay > 0:
+                await asyncio.sleep(lost.delay)
+            response = self._injected_failure(lost)
+        response.headers["Date"] = http_date(self.clock().astimezone(UTC), usegmt=True)
+        return response
 
     # ------------------------------------------------------------------ auth
 
@@ -704,9 +738,17 @@ class NexudusFake:
 
     # ------------------------------------------------------------------ throttling / injection
 
+    def _take_apply(self, method: str, path: str) -> _Injection | None:
+        for rule in self._injections:
+            if rule.kind == "apply" and rule.remaining > 0 and rule.matches(method, path, False):
+                rule.remaining -= 1
+                self._injections = [r for r in self._injections if r.remaining > 0]
+                return rule
+        return None
+
     def _take_injection(self, method: str, path: str, is_token: bool) -> Response | None:
         for rule in self._injections:
-            if rule.remaining > 0 and rule.matches(method, path, is_token):
+            if rule.kind != "apply" and rule.remaining > 0 and rule.matches(method, path, is_token):
                 rule.remaining -= 1
                 self._injections = [r for r in self._injections if r.remaining > 0]
                 if rule.kind in ("throttle", "429"):
@@ -844,6 +886,9 @@ class NexudusFake:
                 continue
             if values[name] is not None and values[name] != "":
                 present.add(name)
+        if self.ignore_system_id:
+            values["SystemId"] = None
+            present.discard("SystemId")
         return values, present, errors
 
     @staticmethod
