@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -351,3 +352,39 @@ async def test_concurrent_posts_get_unique_increasing_ts(ws: SlackWorkspace, cli
     assert len(set(stamps)) == 40
     stored = [m["ts"] for m in ws.messages("C1")]
     assert stored == sorted(stored, key=lambda ts: tuple(int(p) for p in ts.split(".")))
+
+
+async def test_socket_mode_tokens_urls_and_envelopes(client: AsyncWebClient, url: str, ws: SlackWorkspace) -> None:
+    app = AsyncWebClient(token=ws.app_token, base_url=url + "/api/")
+    with pytest.raises(SlackApiError) as err:
+        await client.apps_connections_open(app_token="xoxb-test")  # a bot token cannot open a socket
+    assert err.value.response["error"] == "not_allowed_token_type"
+    with pytest.raises(SlackApiError) as err:
+        await app.auth_test()  # nor can the app token call bot methods
+    assert err.value.response["error"] == "not_allowed_token_type"
+
+    socket_url = (await app.apps_connections_open(app_token=ws.app_token))["url"]
+    assert socket_url.startswith(url.replace("http://", "ws://") + "/socket/")
+    async with aiohttp.ClientSession() as session:
+        async with session.ws_connect(socket_url) as sock:
+            hello = await sock.receive_json(timeout=5)
+            assert hello["type"] == "hello" and hello["connection_info"]["app_id"] == ws.app_id
+            assert ws.open_sockets() and ws.socket_connects == 1
+            envelope_id = ws.send_envelope("events_api", {"event": {"type": "app_home_opened"}})
+            envelope = await sock.receive_json(timeout=5)
+            assert envelope == {"envelope_id": envelope_id, "type": "events_api",
+                                "payload": {"event": {"type": "app_home_opened"}},
+                                "accepts_response_payload": False, "retry_attempt": 0, "retry_reason": ""}
+            await sock.send_json({"envelope_id": envelope_id})
+            for _ in range(100):
+                if ws.socket_ack(envelope_id):
+                    break
+                await asyncio.sleep(0.02)
+            assert ws.socket_ack(envelope_id) == {"envelope_id": envelope_id}
+            ws.disconnect_socket()
+            assert (await sock.receive_json(timeout=5))["type"] == "disconnect"
+            ws.drop_socket(code=1011)
+            closing = await sock.receive(timeout=5)
+            assert closing.type == aiohttp.WSMsgType.CLOSE and closing.data == 1011
+        with pytest.raises(aiohttp.WSServerHandshakeError):  # each address serves one connection
+            await session.ws_connect(socket_url)
