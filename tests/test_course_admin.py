@@ -468,12 +468,12 @@ async def test_a_spent_daily_write_budget_is_said_plainly(nexudus: Tenant, slack
 # ---- a course is made at most once, even when Nexudus ignores SystemId -------------------------
 
 @asynccontextmanager
-async def quick_bot(tenant: Tenant, slack: SlackWorkspace) -> AsyncIterator[Shell]:
+async def quick_bot(tenant: Tenant, slack: SlackWorkspace, *, settle: float = 0.2) -> AsyncIterator[Shell]:
     """The bot with a Nexudus client that gives up after 1 s and retries fast (the tests' timings)."""
     platform = NexudusPlatform(
         tenant.url, tenant.fake.username, tenant.fake.password,
         Budget(make_storage(REDIS_URL), "nexudus:writes", smooth_per_minute(600)),
-        timeout=1.0, settle=0.2, policy=RetryPolicy(attempts=2, base_delay=0.05, throttle_statuses=frozenset({409})),
+        timeout=1.0, settle=settle, policy=RetryPolicy(attempts=2, base_delay=0.05, throttle_statuses=frozenset({409})),
     )
     async with Shell(nexudus_settings(tenant), as_user=MANAGER, workspace=slack, platform=platform) as shell:
         shell.channel = GENERAL
@@ -533,6 +533,22 @@ async def test_when_it_cannot_tell_it_says_so_and_sends_nothing_more(nexudus: Te
         again = await submit(bot, form, form_values(nexudus, title="Twins"))
         assert "cannot tell whether" in again["errors"][view.TITLE]
     assert course_posts(nexudus) == 1 and len(courses_titled(nexudus, "Twins")) == 2
+
+
+async def test_when_it_cannot_tell_after_the_form_closed_the_manager_is_told_in_a_message(
+    nexudus: Tenant, slack: SlackWorkspace
+) -> None:
+    nexudus.fake.ignore_system_id = True
+    async with quick_bot(nexudus, slack, settle=2.6) as bot:  # the look comes after the ack is due
+        form = await open_form(bot)
+        nexudus.fake.apply_then_fail_next(1, method="POST", path_contains="/api/content/courses", times=2)
+        answer = await submit(bot, form, form_values(nexudus, title="Twins"))
+        assert answer["response_action"] == "update", answer  # the form closed on "Creating…"
+        [told] = [m for m in bot.ws.ephemeral if "Twins" in m["text"]]
+    said = json.dumps(told["blocks"])
+    assert "cannot tell whether" in said and "/course courses" in said and "was not created" not in said
+    assert told["channel"] == GENERAL and told["user"] == MANAGER
+    assert course_posts(nexudus) == 1
 
 
 async def test_when_nexudus_keeps_failing_it_cannot_tell_and_sends_nothing_more(
