@@ -293,6 +293,7 @@ class SlackWorkspace:
         self._socket_tickets: set[str] = set()
         self._sockets: dict[str, _Socket] = {}
         self._socket_acks: dict[str, JSONDict] = {}
+        self._socket_ack_times: dict[str, float] = {}
         self._socket_connects = 0
 
         self._handlers: dict[str, Callable[[JSONDict, _Ctx], JSONDict]] = {
@@ -569,6 +570,11 @@ class SlackWorkspace:
             found = self._socket_acks.get(envelope_id)
             return copy.deepcopy(found) if found is not None else None
 
+    def socket_ack_time(self, envelope_id: str) -> float | None:
+        """`time.perf_counter()` when that ack arrived (for measuring), or None."""
+        with self._lock:
+            return self._socket_ack_times.get(envelope_id)
+
     def disconnect_socket(self, reason: str = "refresh_requested", *, socket: str | None = None) -> None:
         """Send Slack's `disconnect` message: the client should connect anew (this one stays open until it closes)."""
         self._socket_push(json.dumps({"type": "disconnect", "reason": reason, "debug_info": {"host": "slackstub"}}),
@@ -620,6 +626,7 @@ class SlackWorkspace:
         if isinstance(message, dict) and isinstance(message.get("envelope_id"), str):
             with self._lock:
                 self._socket_acks[message["envelope_id"]] = message
+                self._socket_ack_times[message["envelope_id"]] = time.perf_counter()
 
     # -- dispatch -----------------------------------------------------------------------------
 
