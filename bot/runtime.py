@@ -14,14 +14,18 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.approvals import rules_render
 from bot.approvals.board import SlackBoard
 from bot.approvals.decisions import DecisionService
 from bot.approvals.home import Home
 from bot.approvals.requests import RequestBook
+from bot.approvals.rules import RuleBook
+from bot.approvals.rules_slack import SlackRulesCopy
 from bot.approvals.service import ApprovalService
 from bot.approvals.store import ApprovalStore
 from bot.bulk.service import BulkService
 from bot.core import store
+from bot.core.capabilities import Capability
 from bot.core.config import Platform, Settings
 from bot.core.directory import Directory
 from bot.core.jobs import InProcessJobQueue, JobQueue, SaqJobQueue
@@ -89,6 +93,7 @@ class Runtime:
     jobs: JobQueue
     approvals: ApprovalService
     bulk: BulkService
+    rules: RuleBook
 
     @classmethod
     def create(cls, settings: Settings, *, platform: CoursePlatform | None = None) -> Runtime:
@@ -103,6 +108,24 @@ class Runtime:
         book = RequestBook(platform, requests, board)
         home = Home(platform, requests, board, permissions)
         decisions = DecisionService(platform, redis, requests, book, board, permissions, home)
+        # Approval rules: who decides which course, auto-approve, quorum. Their copy in the approvals
+        # channel is what brings them back after Redis loses its data (no approval step: no rules).
+        copy = SlackRulesCopy(slack, settings.coursebot_approvals_channel) \
+            if platform.supports(Capability.APPROVAL) else None
+        rules = RuleBook(redis, directory, permissions, copy)
+        permissions.rules = rules
+        decisions.quorum = rules
+        decisions.auto = rules
+        book.rules = rules
+
+        async def rule_lines() -> list[str]:
+            titles = {cid: c.title for cid, c in (await requests.courses()).items()}
+            return rules_render.rule_lines(await rules.book(), titles)
+
+        home.rule_lines = rule_lines
+        approvals = ApprovalService(platform, redis, requests, board, book, decisions, home,
+                                    reminder_after=timedelta(hours=settings.coursebot_reminder_hours))
+        approvals.rules = rules
         runtime = cls(
             settings=settings,
             redis=redis,
@@ -115,8 +138,8 @@ class Runtime:
             enrolments=EnrolmentService(platform, redis, directory, permissions, decisions),
             jobs=jobs,
             bulk=BulkService(platform, redis, directory, permissions, jobs),
-            approvals=ApprovalService(platform, redis, requests, board, book, decisions, home,
-                                      reminder_after=timedelta(hours=settings.coursebot_reminder_hours)),
+            approvals=approvals,
+            rules=rules,
         )
         if isinstance(jobs, InProcessJobQueue):
             from bot.background import JOBS

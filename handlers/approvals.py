@@ -31,8 +31,12 @@ log = logging.getLogger(__name__)
 VIA = {"card": Via.CARD, "list": Via.LIST, "home": Via.HOME}
 
 
-async def pending_list(rt: Runtime, course_id: str | None, *, note: str = "") -> render.Message:
+async def pending_list(rt: Runtime, user: str, course_id: str | None, *, note: str = "") -> render.Message:
+    """The waiting requests this person may decide: all for a manager, their courses' for an approver."""
     requests = await rt.approvals.waiting(course_id)
+    courses = await rt.permissions.decidable_courses(user)
+    if courses is not None:
+        requests = [r for r in requests if r.course_id in courses]
     course = None
     if course_id:
         cached = (await rt.approvals.store.courses()).get(course_id)
@@ -54,7 +58,7 @@ async def pending(rt: Runtime, inv: Invocation, ctx: Context) -> render.Message:
             await rt.approvals.sync()
         except PlatformError as exc:
             note = f":warning: {render.esc(exc.message)} This is what was known before."
-    return await pending_list(rt, course_id, note=note)
+    return await pending_list(rt, ctx.user, course_id, note=note)
 
 
 class ApprovalListeners:
@@ -87,6 +91,9 @@ class ApprovalListeners:
             request = await self.rt.approvals.book.recover(click.card, metadata)
         if request is None or not request.state.open:
             await self._decide(click, Action.BLOCK)  # nothing to confirm: it sets the card right and says so
+            return
+        if not await self.rt.permissions.may_decide(click.user_id, request.course_id):
+            await self._decide(click, Action.BLOCK)  # refused, audited and answered by the decision path
             return
         dialog = cards.BlockDialog(r=request.id, via=click.surface, u=click.response_url, k=button.k,
                                    c=click.card.channel if click.card else None,
@@ -146,8 +153,8 @@ class ApprovalListeners:
             note = cards.outcome_line(result.request, platform)
             if result.outcome is Outcome.ALREADY:
                 note = "Nothing to change: " + note
-            await rt.replies.private(user, response_url, await pending_list(rt, list_course or None, note=note),
-                                     replace=True)
+            await rt.replies.private(user, response_url,
+                                     await pending_list(rt, user, list_course or None, note=note), replace=True)
             return
         if result.outcome is Outcome.DONE and surface in ("card", "home"):
             return  # the card (or Home) now shows it, to everyone

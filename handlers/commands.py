@@ -60,11 +60,12 @@ class CourseCommand:
     async def run(self, inv: Invocation, ctx: Context) -> render.Message | None:
         """Gate, check the platform can, run; an expected failure becomes its message."""
         rt = self.rt
-        if inv.spec.manager_only and not await self.edge.allowed(Gate.MANAGERS, ctx.user, action=inv.name,
-                                                                 target=inv.text):
-            return self.edge.refusal(Gate.MANAGERS)
+        gate = Gate.DECIDERS if inv.spec.deciders else Gate.MANAGERS  # deciders: the decision path checks the course
+        if inv.spec.manager_only and not await self.edge.allowed(gate, ctx.user, action=inv.name, target=inv.text):
+            return self.edge.refusal(gate)
         if inv.spec.capability and not rt.platform.supports(inv.spec.capability):
-            refusal = rt.platform.unsupported(inv.spec.capability.what).message
+            refusal = (inv.spec.unsupported.format(platform=rt.platform.display_name) if inv.spec.unsupported
+                       else rt.platform.unsupported(inv.spec.capability.what).message)
             return render.simple(f":information_source: {render.esc(refusal)}")
         runner = self.runners.get(inv.name)
         if runner is None:

@@ -19,14 +19,19 @@ def help_runner(available: Collection[str]) -> Runner:
 
     async def run(rt: Runtime, inv: Invocation, ctx: Context) -> render.Message:
         is_manager = await rt.permissions.is_manager(ctx.user)
+        is_approver = not is_manager and await rt.permissions.may_see_requests(ctx.user)
         notes = []
         if not rt.permissions.configured:
             notes.append(rt.permissions.refusal())
         if not rt.platform.supports(Capability.APPROVAL):
             notes.append(f"{rt.platform.display_name} has no approval step, so approve and block are not "
                          "available.")
-        specs = [spec for spec in visible_commands(is_manager=is_manager, capabilities=rt.platform.capabilities)
+        specs = [spec for spec in visible_commands(is_manager=is_manager, is_approver=is_approver,
+                                                   capabilities=rt.platform.capabilities)
                  if spec.name in available]
+        if is_approver:
+            notes.append("As a course approver you decide the enrolments of your courses: from their cards, "
+                         "`/course pending`, the Home tab, or `/course approve|block|unblock`.")
         return render.help_message(specs, platform=rt.platform.display_name, is_manager=is_manager, notes=notes)
 
     return run

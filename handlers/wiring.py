@@ -11,7 +11,7 @@ from slack_bolt.async_app import AsyncApp
 from bot.approvals.decisions import Action
 from bot.render.ids import ActionId, CommandId, OptionsId, ViewId
 from bot.runtime import Runtime
-from handlers import approvals, bulk, courses, digest, enrolment
+from handlers import approvals, bulk, courses, digest, enrolment, rules
 from handlers.commands import CourseCommand, Runner
 from handlers.middleware import Edge, Gate
 
@@ -19,7 +19,8 @@ from handlers.middleware import Edge, Gate
 def register(app: AsyncApp, rt: Runtime) -> None:
     edge = Edge(app, rt)
 
-    # /course <subcommand>: who may run each is declared in the grammar (bot.core.grammar).
+    # /course <subcommand>: who may run each is declared in the grammar (bot.core.grammar): managers, or
+    # managers and course approvers for approve|block|unblock|pending (the decision path checks the course).
     runners: dict[str, Runner] = {
         "courses": enrolment.courses,
         "status": enrolment.status,
@@ -35,6 +36,10 @@ def register(app: AsyncApp, rt: Runtime) -> None:
         "lessons": courses.lessons,
         "complete": courses.complete,
         "uncomplete": courses.uncomplete,
+        "approvers": rules.approvers,
+        "autoapprove": rules.autoapprove,
+        "quorum": rules.quorum,
+        "rules": rules.rules,
     }
     runners["help"] = enrolment.help_runner([*runners, "help"])
     course = CourseCommand(rt, edge, runners)

@@ -5,7 +5,9 @@ buttons, Approve all and the auto-approve rules all call `DecisionService.decide
 order:
 
 1. who may decide: managers, and the course's approvers; nobody decides their own enrolment
-   (matched by Slack email or by a `/course link` record);
+   (matched by Slack email or by a `/course link` record). An auto-approve rule decides only
+   when the sync asks (`Via.RULE`, which no Slack surface can send), only to approve, and only
+   if the rule it names is still in place and matches the request (never its author's own);
 2. claim: one short lease per enrolment (bot.core.lease), renewed while the work runs, so
    however many people click, however often, in however many processes, one decision is made;
 3. one fresh read of the enrolment (by id when known: on Nexudus the full record);
@@ -15,7 +17,8 @@ order:
    direct message and Home follow.
 
 A course may need a quorum of approvals: each person's approval counts once, the platform is
-written when the last one lands, and one Block decides at once.
+written when the last one lands, and one Block decides at once. An auto-approve rule is the
+managers' decision made in advance: it approves at once, whatever the quorum.
 """
 
 from __future__ import annotations
@@ -140,6 +143,21 @@ class QuorumRules(Protocol):
     async def quorum_of(self, course_id: str) -> int: ...
 
 
+class RuleCheck(StrEnum):
+    ALLOWED = "allowed"
+    NO_RULE = "no_rule"  # no such rule (any more), or it does not match this request
+    OWN = "own"  # the enrolment of the manager who set the rule
+
+
+class AutoRules(Protocol):
+    """The auto-approve rules (bot.approvals.rules), as the decision path checks them."""
+
+    async def allows(self, actor: str, request: ApprovalRequest) -> RuleCheck: ...
+
+
+RULE_ACTOR = "rule:"  # the actor of a decision made by an auto-approve rule: "rule:<kind>:<value>"
+
+
 ALREADY_NOTE = {
     AccessState.APPROVED: "already enrolled and approved",
     AccessState.PENDING: "already enrolled, waiting for approval,",
@@ -164,6 +182,7 @@ class DecisionService:
         self.permissions = permissions
         self.home = home
         self.quorum: QuorumRules | None = None
+        self.auto: AutoRules | None = None
 
     async def decide(self, change: Change) -> DecisionResult:
         """Decide once, whoever asks and however often; see the module docstring for the order."""
@@ -211,7 +230,12 @@ class DecisionService:
 
     async def _check(self, change: Change, request: ApprovalRequest | None, subject: Subject) -> None:
         target = f"course {subject.course_id} / member {subject.member_id}"
-        if change.action is Action.ENROL:  # approvers decide waiting enrolments; only managers add people
+        if change.via is Via.RULE:
+            await self._check_rule(change, request, subject)
+            return
+        if change.actor.startswith(RULE_ACTOR):  # only the sync speaks for a rule
+            allowed = False
+        elif change.action is Action.ENROL:  # approvers decide waiting enrolments; only managers add people
             allowed = await self.permissions.is_manager(change.actor)
         else:
             allowed = await self.permissions.may_decide(change.actor, subject.course_id)
@@ -233,6 +257,26 @@ class DecisionService:
             await audit(self.redis, actor=change.actor, action=change.action.value, target=target,
                         outcome="refused", detail="own enrolment")
             raise _Refused(DecisionResult(Outcome.OWN, change.action, subject, request=request))
+
+    async def _check_rule(self, change: Change, request: ApprovalRequest | None, subject: Subject) -> None:
+        """An auto-approve rule approves a waiting request, if that rule is still in place and matches it."""
+        target = f"course {subject.course_id} / member {subject.member_id}"
+        verdict = RuleCheck.NO_RULE
+        if (self.auto is not None and change.action is Action.APPROVE and change.request_id is not None
+                and request is not None and change.actor.startswith(RULE_ACTOR)):
+            if not request.state.open:
+                raise _Refused(DecisionResult(Outcome.ALREADY, change.action, subject, request=request,
+                                              record=await self.store.last_decision(request.enrolment_id)))
+            verdict = await self.auto.allows(change.actor, request)
+        if verdict is RuleCheck.ALLOWED:
+            return
+        own = verdict is RuleCheck.OWN
+        await audit(self.redis, actor=change.actor, action=change.action.value, target=target, outcome="refused",
+                    detail="the enrolment of the rule's author" if own else "no such rule, or it does not match")
+        if own:
+            raise _Refused(DecisionResult(Outcome.OWN, change.action, subject, request=request))
+        raise _Refused(DecisionResult(Outcome.NOT_ALLOWED, change.action, subject, request=request,
+                                      message="No auto-approve rule covers this request now; nothing was changed."))
 
     async def _busy(self, change: Change, request: ApprovalRequest | None, subject: Subject) -> DecisionResult:
         who = await holder(self.redis, keys.ACCESS_CLAIM(subject.course_id, subject.member_id))
@@ -280,10 +324,15 @@ class DecisionService:
         if change.action is Action.APPROVE:
             if current.state is AccessState.APPROVED:
                 return DecisionResult(Outcome.ALREADY, change.action, subject, current, note="already approved")
-            if request is not None and request.quorum > 1:
+            if request is not None and request.quorum > 1 and change.via is not Via.RULE:
                 counted = await self._count_approval(change, request, subject, current)
                 if counted is not None:
                     return counted
+            if request is None and current.state is AccessState.PENDING and self.quorum is not None:
+                needed = await self.quorum.quorum_of(subject.course_id)
+                if needed > 1:  # its approvals are counted on its request, which the sync has not made yet
+                    return DecisionResult(Outcome.NOT_ALLOWED, change.action, subject, current, quorum=needed,
+                                          message=_QUORUM_NOT_YET.format(n=needed))
             note = "the block was lifted" if current.blocked else ""
             written = await self.platform.set_access(current, approved=True, blocked=False)
             return await self._done(change, request, subject, written, note=note)
@@ -380,6 +429,11 @@ class DecisionService:
 
 def _action_of(state: RequestState) -> str:
     return {RequestState.APPROVED: Action.APPROVE.value, RequestState.BLOCKED: Action.BLOCK.value}.get(state, "")
+
+
+_QUORUM_NOT_YET = ("This course needs {n} approvals, counted on the enrolment's approval request, which the bot "
+                   "has not picked up yet (the next sync does, within a minute or so). Approve it then, from its "
+                   "card or with this command. Nothing was changed.")
 
 
 def _state_of(action: Action) -> RequestState:

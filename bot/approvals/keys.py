@@ -28,3 +28,17 @@ REMINDED = Key("reminded:{}", DAY - 300, "NX guard: at most one reminder a day p
 HOME_VIEWERS = Key("home:viewers", None, "sorted set of managers who opened App Home, by when (last 7 days, 50 max)")
 DECISIONS_RECENT = Key("decisions:recent", None, "the last 50 decided request ids, newest first (list)")
 APPROVE_BATCH = Key("approve-all:{}", 3600, "the request ids behind one 'Approve all N' button (JSON list)")
+
+# Approval rules (bot.approvals.rules): managers' settings, kept until changed; copied to the approvals channel.
+RULES = Key("rules", None, "hash: course id (or '*' for every course) -> JSON of its approval rules (approvers, "
+            "auto-approve rules, quorum); each change is audited and a copy of the whole book is posted to the "
+            "approvals channel, from where it is read back after Redis loses its data")
+RULES_LOCK = Key("lock:rules", 30, "one rule change at a time (read, write, audit, copy to Slack in order)")
+RULES_CHECKED = Key("rules:checked", None, "set once the rules were looked for in the approvals channel since "
+                    "Redis started empty (10 minutes only, when Slack could not be read, so it is tried again)")
+RULES_COPY_DUE = Key("rules:copy-due", None, "set when the copy of the rules could not be posted to Slack; the "
+                     "next sync posts it")
+RULE_RETRY = Key("rules:retry:{}", 3600, "request id: NX guard, an auto-approval the platform failed is tried "
+                 "again at most once an hour")
+RULE_APPROVED = Key("rules:approved", 15 * DAY, "sorted set of JSON {request, member, course, rule} by time: what "
+                    "the auto-approve rules approved (for the digest); entries older than 15 days are dropped")

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ValidationError
 
 from bot.approvals.decisions import DecisionResult, Outcome
 from bot.approvals.home import HomeData
+from bot.approvals.rules import rule_of_actor
 from bot.approvals.service import BatchReport
 from bot.approvals.store import ApprovalRequest, Decision, RequestState
 from bot.render import (
@@ -63,6 +64,37 @@ def _course(request: ApprovalRequest) -> str:
 
 def _plain_course(request: ApprovalRequest) -> str:
     return request.course_title or f"course {request.course_id}"
+
+
+def _person_or_group(entry: str) -> str:
+    """A mention built from an id: a user, or a user group (`<!subteam^S…>`)."""
+    if entry.startswith("S") and entry[1:].isalnum() and entry.isupper():
+        return f"<!subteam^{entry}>"
+    return mention(entry)
+
+
+def decider(actor: str) -> str:
+    """Who decided, for a card: a mention, or the auto-approve rule (escaped)."""
+    rule = rule_of_actor(actor)
+    return f"the rule _{esc(rule.label)}_" if rule is not None else mention(actor)
+
+
+def _expected(request: ApprovalRequest) -> str:
+    """Who is expected to decide, and how many approvals it needs, on a waiting card."""
+    parts = []
+    if request.approvers:
+        names = ", ".join(_person_or_group(a) for a in request.approvers)
+        parts.append(f":busts_in_silhouette: Decided by {names} (or a manager)")
+    if request.quorum > 1 or request.approvals:
+        given = len(request.approvals)
+        who = f": {', '.join(mention(u) for u in request.approvals)}" if request.approvals else ""
+        if given >= request.quorum:
+            parts.append(f":ballot_box_with_check: {given} of {request.quorum} approvals given{who}; the next "
+                         "Approve completes it")
+        else:
+            parts.append(f":ballot_box_with_check: Needs {request.quorum} approvals from different people: "
+                         f"{given} of {request.quorum} so far{who}")
+    return " · ".join(parts)
 
 
 class RequestButton(BaseModel):
@@ -129,7 +161,11 @@ def outcome_line(request: ApprovalRequest, platform: str) -> str:
         return f"{icon} {who}'s enrolment in {course} no longer exists on {esc(platform)}: nothing to decide."
     verb = "approved for" if request.state is RequestState.APPROVED else "blocked from"
     if request.decided_by:
-        return f"{icon} {who} was {verb} {course} by {mention(request.decided_by)} · {at}"
+        by = decider(request.decided_by)
+        if request.state is RequestState.APPROVED and request.quorum > 1 and request.approvals:
+            people = list(dict.fromkeys([*request.approvals, request.decided_by]))
+            by = ", ".join(mention(u) for u in people[:-1]) + f" and {mention(people[-1])}"
+        return f"{icon} {who} was {verb} {course} by {by} · {at}"
     return f"{icon} {who} was {verb} {course} outside Slack (in {esc(platform)}) · seen {at}"
 
 
@@ -138,6 +174,9 @@ def card_message(request: ApprovalRequest, *, platform: str) -> Message:
     if request.state.open:
         text = f":inbox_tray: *{esc(request.member_label)}* asks to join {_course(request)}"
         blocks = [section(text), _details(request)]
+        expected = _expected(request)
+        if expected:
+            blocks.append(context(expected))
         if request.error:
             blocks.append(context(f":x: {esc(platform)} did not take the {esc(request.failed_action)}: "
                                   f"{esc(request.error)} Nothing was changed; press Retry."))
@@ -270,6 +309,12 @@ def _row(request: ApprovalRequest) -> str:
     return f"{_who(request)}{company}\n{_course(request)} · asked {when(request.waiting_since)}"
 
 
+def _quorum_note(request: ApprovalRequest) -> str:
+    if request.quorum <= 1:
+        return ""
+    return f" · {len(request.approvals)} of {request.quorum} approvals"
+
+
 def _approve_all(count: int, batch_id: str, platform: str) -> Block:
     noun = "request" if count == 1 else "requests"
     return {
@@ -310,7 +355,7 @@ def pending_message(requests: list[ApprovalRequest], *, course: str | None, batc
         return Message(text=esc(f"Nothing is waiting for approval{where}"), blocks=blocks)
     blocks.append(header(f"Waiting for approval: {len(requests)}"))
     for request in requests[:LIST_MAX]:
-        blocks.append(section(_row(request)))
+        blocks.append(section(_row(request) + _quorum_note(request)))
         blocks.append(_buttons(request, block_id=f"approval-list:{request.id}", list_course=course_id or ""))
     if len(requests) > LIST_MAX:
         blocks.append(context(f"…and {len(requests) - LIST_MAX} more, oldest first: decide these, then run "
@@ -339,7 +384,7 @@ def home_view(home: HomeData | None, *, now: float) -> dict[str, Any]:
         blocks.append(divider())
         blocks.append(section(f"*Waiting, oldest first ({len(home.waiting)})*"))
         for index, request in enumerate(home.waiting[:HOME_MAX]):
-            blocks.append(section(_row(request)))
+            blocks.append(section(_row(request) + _quorum_note(request)))
             blocks.append(_buttons(request, block_id=f"approval-home:{index}:{request.id}"))
         if len(home.waiting) > HOME_MAX:
             blocks.append(context(f"…and {len(home.waiting) - HOME_MAX} more: `/course pending` lists them all."))
@@ -347,6 +392,10 @@ def home_view(home: HomeData | None, *, now: float) -> dict[str, Any]:
         blocks.append(divider())
         blocks.append(section("*Latest decisions*"))
         blocks.extend(sections_of_lines([outcome_line(r, home.platform) for r in home.recent], budget=5))
+    if home.rules:
+        blocks.append(divider())
+        blocks.append(section("*Approval rules* (`/course rules`)"))
+        blocks.extend(sections_of_lines(home.rules, budget=3))
     blocks.append(context(_synced_note(home.last_synced, home.platform, now)))
     return {"type": "home", "blocks": blocks[:100]}
 

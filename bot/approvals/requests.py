@@ -33,6 +33,12 @@ class FoundCard:
     ts: str
 
 
+class RequestRules(Protocol):
+    """What a new request of a course records from its rules (bot.approvals.rules)."""
+
+    async def expectations(self, course_id: str) -> tuple[list[str], int]: ...
+
+
 class CardBoard(Protocol):
     """The part of the Slack board the requests need: cards."""
 
@@ -49,9 +55,17 @@ class RequestBook:
         self.platform = platform
         self.store = store
         self.board = board
+        self.rules: RequestRules | None = None
+
+    async def expectations(self, course_id: str) -> tuple[list[str], int]:
+        """Who is expected to decide this course's requests (besides the managers), and its quorum."""
+        if self.rules is None:
+            return [], 1
+        return await self.rules.expectations(course_id)
 
     def build(self, enrolment: Enrolment, member: Member | None, course: Course | None, *,
-              request_id: str | None = None) -> ApprovalRequest:
+              request_id: str | None = None, approvers: list[str] | None = None,
+              quorum: int = 1) -> ApprovalRequest:
         return ApprovalRequest(
             id=request_id or self.store.new_id(),
             platform=self.platform.name,
@@ -67,6 +81,8 @@ class RequestBook:
             asked_at=enrolment.created_on,
             seen_at=now(),
             platform_updated_on=enrolment.updated_on,
+            approvers=list(approvers or []),
+            quorum=quorum,
         )
 
     async def courses(self, wanted: set[str]) -> dict[str, Course]:
@@ -87,8 +103,9 @@ class RequestBook:
             return await self.store.get(card.request_id)
         members = await self.platform.get_members([enrolment.member_id])
         courses = await self.courses({enrolment.course_id})
+        approvers, quorum = await self.expectations(enrolment.course_id)
         request = self.build(enrolment, members.get(enrolment.member_id), courses.get(enrolment.course_id),
-                             request_id=card.request_id)
+                             request_id=card.request_id, approvers=approvers, quorum=quorum)
         request = request.model_copy(update={"card_channel": card.channel, "card_ts": card.ts,
                                              "card_shows": request.card_signature()})
         if await self.store.create(request, replacing=current_id):

@@ -22,6 +22,7 @@ from bot.approvals import keys
 from bot.approvals.decisions import Action, Change, DecisionService, Outcome, Via
 from bot.approvals.home import Home, HomeData
 from bot.approvals.requests import CardRef, FoundCard, RequestBook, now
+from bot.approvals.rules import RuleBook
 from bot.approvals.store import ApprovalRequest, ApprovalStore, RequestState
 from bot.core.capabilities import Capability
 from bot.core.lease import Lease
@@ -34,6 +35,8 @@ log = logging.getLogger(__name__)
 OVERLAP = timedelta(minutes=2)  # the platform filters by the minute: read a little behind the cursor
 SKEW = timedelta(days=1)  # first cursor, when nothing was seen yet: safely behind the platform's clock
 HISTORY_PAGES = 10  # conversations.history pages (200 messages each) read to find cards after a flush
+AUTO_APPROVE_MAX = 50  # auto-approvals per sync (each one platform write, within its write budget); the rest next time
+CARD_FIRST = timedelta(minutes=10)  # an auto-approval waits this long for its card, so the card shows the rule
 
 
 @dataclass
@@ -72,6 +75,7 @@ class SyncReport:
     posted: int = 0
     reminded: int = 0
     caught_up: int = 0  # cards of decided requests set right after Slack refused their update
+    auto_approved: int = 0  # waiting requests approved by an auto-approve rule
 
     @property
     def changed(self) -> bool:
@@ -99,6 +103,7 @@ class ApprovalService:
         self.decisions = decisions
         self.home = home
         self.reminder_after = reminder_after
+        self.rules: RuleBook | None = None
 
     @property
     def available(self) -> bool:
@@ -124,6 +129,8 @@ class ApprovalService:
         return report
 
     async def _sync(self, lock: Any) -> SyncReport:
+        if self.rules is not None:
+            await self.rules.ensure_loaded()  # after a flush: the rules first, so new requests carry them
         cursor = await self.store.cursor()
         reconcile = await self.store.reconcile_due()
         report = SyncReport(full=cursor is None or reconcile)
@@ -163,7 +170,10 @@ class ApprovalService:
         await self._advance_cursor(cursor, by_id.values(), held_back)
         report.caught_up = await self._catch_up_cards()
         report.posted = await self._post_missing_cards(lock)
+        report.auto_approved = await self._auto_approve(lock)
         report.reminded = await self._remind()
+        if self.rules is not None:
+            await self.rules.copy_if_due()
         return report
 
     async def _advance_cursor(self, cursor: datetime | None, records: Any, held_back: list[datetime]) -> None:
@@ -183,11 +193,14 @@ class ApprovalService:
             return
         members = await self.platform.get_members([e.member_id for e, _ in new])
         courses = await self.book.courses({e.course_id for e, _ in new})
+        expected = {cid: await self.book.expectations(cid) for cid in {e.course_id for e, _ in new}}
         for enrolment, current_id in new:
             card = found.get(enrolment.id)
             adopt = card is not None and card.state == RequestState.PENDING.value and card.request_id != current_id
+            approvers, quorum = expected[enrolment.course_id]
             request = self.book.build(enrolment, members.get(enrolment.member_id), courses.get(enrolment.course_id),
-                                    request_id=card.request_id if adopt and card else None)
+                                      request_id=card.request_id if adopt and card else None, approvers=approvers,
+                                      quorum=quorum)
             if adopt and card is not None:
                 request = request.model_copy(update={"card_channel": card.channel, "card_ts": card.ts,
                                                      "card_shows": request.card_signature()})
@@ -303,6 +316,55 @@ class ApprovalService:
                 await self.board.remind(request, moment - request.waiting_since)
                 reminded += 1
         return reminded
+
+    async def _auto_approve(self, lock: Any) -> int:
+        """Waiting requests an auto-approve rule matches are approved through the one decision path.
+
+        Each is one claim, one read and one write, paced by the platform's write budget like any
+        decision; the card (posted first) then shows "approved by the rule …"."""
+        if self.rules is None:
+            return 0
+        waiting = await self.store.open_requests()
+        if not waiting:
+            return 0
+        moment = now()
+        due = []
+        for request, rule in await self.rules.auto_matches(waiting):
+            if self.board.can_post and not request.card_ts and moment - request.seen_at < CARD_FIRST:
+                continue  # its card first
+            if request.error and not await self.rules.retry_due(request.id):
+                continue  # the platform failed it: tried again at most once an hour (or a click's Retry)
+            due.append((request, rule))
+        approved = 0
+        for request, rule in due[:AUTO_APPROVE_MAX]:
+            result = await self.decisions.decide(Change(rule.actor, Action.APPROVE, Via.RULE, request_id=request.id))
+            if result.outcome is Outcome.DONE:
+                approved += 1
+                await self.rules.note_approved(request, rule)
+            elif result.outcome is Outcome.FAILED:
+                await self.rules.retry_due(request.id)  # starts the hour
+            try:
+                await lock.reacquire()
+            except LockError:
+                log.warning("approval sync: lost its lock while auto-approving; the next poll goes on")
+                break
+        return approved
+
+    async def apply_rules(self, course_id: str | None = None) -> int:
+        """After a rule change: waiting requests take their course's approvers and quorum; cards follow."""
+        updated = 0
+        for request in await self.store.open_requests():
+            if course_id is not None and request.course_id != course_id:
+                continue
+            approvers, quorum = await self.book.expectations(request.course_id)
+            if (request.approvers, request.quorum) == (approvers, quorum):
+                continue
+            request = await self.store.update(request, approvers=approvers, quorum=quorum)
+            await self.book.show(request)
+            updated += 1
+        if updated:
+            await self.home.refresh()
+        return updated
 
     async def approve_all(self, request_ids: list[str], actor: str) -> BatchReport:
         """Approve each through the one decision path; the adapter's write budget paces them."""

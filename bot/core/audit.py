@@ -10,11 +10,16 @@ from bot.core import keys
 from bot.core.store import Redis
 
 
-async def audit(redis: Redis, *, actor: str, action: str, target: str, outcome: str, detail: str = "") -> None:
-    """Append to the bounded audit log (newest first)."""
-    entry = {"at": time.time(), "actor": actor, "action": action, "target": target, "outcome": outcome}
+async def audit(redis: Redis, *, actor: str, action: str, target: str, outcome: str, detail: str = "",
+                before: Any = None, after: Any = None) -> None:
+    """Append to the bounded audit log (newest first). `before` and `after` (JSON values) record what a
+    settings change replaced, e.g. a course's approval rules."""
+    entry: dict[str, Any] = {"at": time.time(), "actor": actor, "action": action, "target": target,
+                             "outcome": outcome}
     if detail:
         entry["detail"] = detail
+    if before is not None or after is not None:
+        entry["before"], entry["after"] = before, after
     async with redis.pipeline(transaction=True) as pipe:
         pipe.lpush(keys.AUDIT(), json.dumps(entry))
         pipe.ltrim(keys.AUDIT(), 0, keys.AUDIT_MAX - 1)

@@ -1,7 +1,7 @@
 """The `/course` grammar: each subcommand declared once, and the parser that reads it.
 
 A declaration names the subcommand, its arguments, who may run it and its help text;
-`help` is generated from these, and the handler checks `manager_only` in one place.
+`help` is generated from these, and the handler checks `manager_only` (and `deciders`) in one place.
 Parsing is pure (no I/O), so a malformed command is answered inside the 3 s ack.
 """
 
@@ -65,6 +65,8 @@ class CommandSpec:
     capability: Capability | None = None
     flags: frozenset[str] = frozenset()
     example: str = ""
+    deciders: bool = False  # with manager_only: course approvers too (the decision path checks the course)
+    unsupported: str = ""  # what to say, with {platform}, where the capability is missing (else the generic line)
 
 
 @dataclass(frozen=True)
@@ -76,11 +78,16 @@ class Invocation:
     targets: tuple[Ref, ...] = ()
     flags: frozenset[str] = frozenset()
     text: str = ""
+    mode: str = ""  # approvers: "none" (clear); autoapprove: "domain", "group" or "off"
+    value: str = ""  # autoapprove: the domain or the user-group id; quorum: the number
 
     @property
     def name(self) -> str:
         return self.spec.name
 
+
+_NO_RULES = ("{platform} has no approval step: its sign-ups never wait for anyone, so there are no approvers, "
+             "auto-approve rules or quorums to set there. Nothing was changed.")
 
 COMMANDS: dict[str, CommandSpec] = {
     spec.name: spec
@@ -98,11 +105,11 @@ COMMANDS: dict[str, CommandSpec] = {
             example='enrol "Founders Circle" ada@example.com',
         ),
         CommandSpec("approve", "approve <course> <member>", "Approve a member's enrolment.",
-                    manager_only=True, capability=Capability.APPROVAL),
+                    manager_only=True, deciders=True, capability=Capability.APPROVAL),
         CommandSpec("block", "block <course> <member>", "Block a member from a course.",
-                    manager_only=True, capability=Capability.BLOCK),
+                    manager_only=True, deciders=True, capability=Capability.BLOCK),
         CommandSpec("unblock", "unblock <course> <member>", "Lift a block; the member's approval stays as it was.",
-                    manager_only=True, capability=Capability.BLOCK),
+                    manager_only=True, deciders=True, capability=Capability.BLOCK),
         CommandSpec(
             "invite", "invite [course] [members…] [--no-email]",
             "Invite many people at once: emails, @users, #channels, @user-groups. Runs as a background job "
@@ -112,7 +119,7 @@ COMMANDS: dict[str, CommandSpec] = {
             example='invite "Community Onboarding" #new-members @designers bob@example.com',
         ),
         CommandSpec("pending", "pending [course]", "Enrolments waiting for approval, oldest first, with buttons.",
-                    manager_only=True, capability=Capability.APPROVAL),
+                    manager_only=True, deciders=True, capability=Capability.APPROVAL),
         CommandSpec("digest", "digest", "Preview today's digest (only you see it).", manager_only=True),
         CommandSpec("lessons", "lessons <course>", "A course's sections and lessons in order, with their ids.",
                     capability=Capability.LESSONS),
@@ -131,6 +138,27 @@ COMMANDS: dict[str, CommandSpec] = {
             "Record which platform member a Slack user is, when their emails differ.",
             manager_only=True, example="link @ada ada.l@studio.example",
         ),
+        CommandSpec(
+            "approvers", "approvers <course> [@user…|@user-group…|none]",
+            "Who decides this course's requests besides the managers. No names: shows them; none: managers only.",
+            manager_only=True, capability=Capability.APPROVAL, unsupported=_NO_RULES,
+            example='approvers "Founders Circle" @hanna @founders-team',
+        ),
+        CommandSpec(
+            "autoapprove", "autoapprove <course|all> domain <domain> | group @user-group | off [--preview]",
+            "Approve waiting requests by rule at each sync: members with an email at a domain, or in a Slack "
+            "user group. --preview counts what matches now and changes nothing.",
+            manager_only=True, capability=Capability.APPROVAL, flags=frozenset({"preview"}), unsupported=_NO_RULES,
+            example='autoapprove "Founders Circle" domain partner.example --preview',
+        ),
+        CommandSpec(
+            "quorum", "quorum <course> <1|2|3>",
+            "How many different approvers must approve a request before it is approved; one Block decides.",
+            manager_only=True, capability=Capability.APPROVAL, unsupported=_NO_RULES,
+            example='quorum "Founders Circle" 2',
+        ),
+        CommandSpec("rules", "rules", "Every course's approvers, auto-approve rules and quorum.",
+                    manager_only=True, capability=Capability.APPROVAL, unsupported=_NO_RULES),
     )
 }
 
@@ -228,7 +256,7 @@ def parse(text: str) -> Invocation:
             raise ParseError(f"Usage: `/course {spec.usage}`" + (f"  e.g. `/course {spec.example}`"
                                                                      if spec.example else ""), spec)
 
-    if name in ("help", "courses", "digest", "new"):
+    if name in ("help", "courses", "digest", "new", "rules"):
         need(0)
         return Invocation(spec, flags=flags, text=text)
     if name == "status":
@@ -273,10 +301,87 @@ def parse(text: str) -> Invocation:
             return Invocation(spec, course=values[0], member=second, lesson=values[2], flags=flags, text=text)
         return Invocation(spec, course=values[0], lesson=values[1], targets=_targets(values[2:], spec),
                           flags=flags, text=text)
+    if name == "approvers":
+        return _approvers(args, spec, flags, text)
+    if name == "autoapprove":
+        return _autoapprove(args, spec, flags, text)
+    if name == "quorum":
+        need(2)
+        if values[1] not in ("1", "2", "3"):
+            raise ParseError("A quorum is 1, 2 or 3 approvals: `/course quorum <course> 2`.", spec)
+        return Invocation(spec, course=values[0], value=values[1], flags=flags, text=text)
     raise ParseError(f"Usage: `/course {spec.usage}`", spec)
 
 
-def _targets(values: list[str], spec: CommandSpec) -> tuple[Ref, ...]:
+def _approvers(args: list[tuple[str, bool]], spec: CommandSpec, flags: frozenset[str], text: str) -> Invocation:
+    """`approvers <course>`, `approvers <course> none`, `approvers <course> @user… @user-group…`."""
+    if not args:
+        raise ParseError(f"Usage: `/course {spec.usage}`  e.g. `/course {spec.example}`", spec)
+    course, rest = args[0][0], [token for token, _ in args[1:]]
+    if not rest:
+        return Invocation(spec, course=course, flags=flags, text=text)
+    if [r.lower() for r in rest] == ["none"]:
+        return Invocation(spec, course=course, mode="none", flags=flags, text=text)
+    if "none" in (r.lower() for r in rest):
+        raise ParseError("`none` clears the approvers and goes alone: `/course approvers <course> none`. "
+                         "Nothing was changed.", spec)
+    refs = _targets(rest, spec, what="approvers")
+    wrong = [r for r in refs if r.kind not in (RefKind.USER, RefKind.USERGROUP)]
+    if wrong:
+        raise ParseError(f"Approvers are @users and @user-groups picked from Slack's list, not `{str(wrong[0])[:40]}`; "
+                         "`none` clears them. Nothing was changed.", spec)
+    return Invocation(spec, course=course, targets=refs, flags=flags, text=text)
+
+
+_DOMAIN = re.compile(r"^(?=.{4,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]$")
+_LINK = re.compile(r"^<(?:https?://)?([^|/>]+)[^|>]*(?:\|[^>]*)?>$")
+
+
+def parse_domain(token: str) -> str | None:
+    """An email domain, lower-cased, as typed (`trusted.example`, `@trusted.example`) or as Slack may
+    have turned it into a link (`<http://trusted.example|trusted.example>`); None if it is not one."""
+    token = token.strip()
+    link = _LINK.match(token)
+    if link:
+        token = link.group(1)
+    domain = token.lower().removeprefix("@").rstrip(".")
+    return domain if _DOMAIN.match(domain) else None
+
+
+def _autoapprove(args: list[tuple[str, bool]], spec: CommandSpec, flags: frozenset[str], text: str) -> Invocation:
+    """`autoapprove <course|all> domain <domain>`, `… group @user-group`, `… off`.
+
+    An unquoted `all` means every course (`course` is None); `"all"` in quotes is a course title."""
+    usage = f"Usage: `/course {spec.usage}`  e.g. `/course {spec.example}`"
+    if len(args) < 2:
+        raise ParseError(usage, spec)
+    (first, quoted), mode = args[0], args[1][0].lower()
+    course: str | None = None if first.lower() == "all" and not quoted else first  # None: every course
+    rest = [token for token, _ in args[2:]]
+    if mode == "off":
+        if rest:
+            raise ParseError(usage, spec)
+        if "preview" in flags:
+            raise ParseError("`--preview` goes with `domain` or `group`; `off` simply removes the rules.", spec)
+        return Invocation(spec, course=course, mode=mode, flags=flags, text=text)
+    if mode == "domain":
+        if len(rest) != 1:
+            raise ParseError("Give one email domain, e.g. `/course autoapprove all domain partner.example`.", spec)
+        domain = parse_domain(rest[0])
+        if domain is None:
+            raise ParseError(f"`{rest[0][:60]}` is not an email domain (like `partner.example`). Nothing was changed.",
+                             spec)
+        return Invocation(spec, course=course, mode=mode, value=domain, flags=flags, text=text)
+    if mode == "group":
+        ref = parse_ref(rest[0]) if len(rest) == 1 else None
+        if ref is None or ref.kind is not RefKind.USERGROUP:
+            raise ParseError("Give one @user-group picked from Slack's list, e.g. "
+                             "`/course autoapprove all group @staff`. Nothing was changed.", spec)
+        return Invocation(spec, course=course, mode=mode, value=ref.value, targets=(ref,), flags=flags, text=text)
+    raise ParseError(usage, spec)
+
+
+def _targets(values: list[str], spec: CommandSpec, *, what: str = "") -> tuple[Ref, ...]:
     """People and groups for a bulk command; anything unreadable stops it before it starts."""
     refs: list[Ref] = []
     for value in values:
@@ -286,14 +391,20 @@ def _targets(values: list[str], spec: CommandSpec) -> tuple[Ref, ...]:
     unknown = [r.value for r in refs if r.kind is RefKind.NAME]
     if unknown:
         shown = ", ".join(f"`{u[:40]}`" for u in unknown[:5])
+        if what == "approvers":
+            raise ParseError(
+                f"I can't tell who {shown} {'is' if len(unknown) == 1 else 'are'}. Give @users and @user-groups "
+                "picked from Slack's list; nothing was changed.", spec)
         raise ParseError(
             f"I can't tell who {shown} {'is' if len(unknown) == 1 else 'are'}. Give emails, @users, #channels "
             "or @user-groups picked from Slack's list; nothing was started.", spec)
     return tuple(dict.fromkeys(refs))
 
 
-def visible_commands(*, is_manager: bool, capabilities: frozenset[Capability]) -> list[CommandSpec]:
+def visible_commands(*, is_manager: bool, capabilities: frozenset[Capability],
+                     is_approver: bool = False) -> list[CommandSpec]:
     return [
         spec for spec in COMMANDS.values()
-        if (is_manager or not spec.manager_only) and (spec.capability is None or spec.capability in capabilities)
+        if (is_manager or not spec.manager_only or (is_approver and spec.deciders))
+        and (spec.capability is None or spec.capability in capabilities)
     ]

@@ -28,6 +28,7 @@ class ApproverRules(Protocol):
 
     async def approvers_of(self, course_id: str) -> list[str]: ...
     async def all_approvers(self) -> list[str]: ...
+    async def approvers_by_course(self) -> dict[str, list[str]]: ...
 
 
 class Permissions:
@@ -59,6 +60,15 @@ class Permissions:
         if await self.is_manager(user_id):
             return True
         return self.rules is not None and await self._among(user_id, await self.rules.all_approvers())
+
+    async def decidable_courses(self, user_id: str) -> set[str] | None:
+        """The courses whose requests this person may decide: None for a manager (every course)."""
+        if await self.is_manager(user_id):
+            return None
+        if self.rules is None:
+            return set()
+        return {course_id for course_id, ids in (await self.rules.approvers_by_course()).items()
+                if await self._among(user_id, ids)}
 
     async def _among(self, user_id: str, ids: Iterable[str]) -> bool:
         for entry in ids:

@@ -91,6 +91,8 @@ def summary(digest: Digest) -> str:
     parts = []
     if digest.pending:
         parts.append(f"{len(digest.pending)} waiting for a decision")
+    if digest.auto_approved:
+        parts.append(f"{len(digest.auto_approved)} approved by the rules")
     if digest.new_enrolments:
         parts.append(f"{digest.new_count} new enrolments")
     if digest.lessons_completed:
@@ -157,6 +159,13 @@ def _pending_blocks(digest: Digest, *, buttons: bool) -> list[Block]:
     return blocks
 
 
+def _rule_blocks(digest: Digest) -> list[Block]:
+    count = len(digest.auto_approved)
+    title = f"*:robot_face: Approved by the auto-approve rules: {count}* (`/course rules`)"
+    lines = [f"• *{name(a.member_name)}* → {name(a.course_title)} · _{name(a.rule)}_" for a in digest.auto_approved]
+    return [section(title + "\n" + capped(lines, "…and {n} more.", used=len(title) + 1))]
+
+
 def _enrolment_blocks(digest: Digest) -> list[Block]:
     courses = len(digest.new_enrolments)
     title = (f"*:raised_hands: New enrolments: {digest.new_count}* in {courses} course{'s' if courses != 1 else ''}")
@@ -216,6 +225,8 @@ def digest_message(digest: Digest, *, preview: bool = False, channel: str | None
     groups: list[list[Block]] = []
     if digest.pending:
         groups.append(_pending_blocks(digest, buttons=True))
+    if digest.auto_approved:
+        groups.append(_rule_blocks(digest))
     if digest.new_enrolments:
         groups.append(_enrolment_blocks(digest))
     if digest.lessons_completed or digest.finished:

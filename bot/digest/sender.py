@@ -38,7 +38,7 @@ from bot.core.store import Redis
 from bot.digest import keys
 from bot.digest import render as render
 from bot.digest.chart import render_chart
-from bot.digest.service import Digest, DigestService, day_start, is_due, local_day, utcnow
+from bot.digest.service import Digest, DigestService, RuleApproval, day_start, is_due, local_day, utcnow
 
 if TYPE_CHECKING:
     from bot.runtime import Runtime
@@ -111,7 +111,14 @@ class DayClaim:
 
 
 def service(rt: Runtime) -> DigestService:
-    return DigestService(rt.platform, rt.redis, rt.settings, waiting=lambda: waiting_requests(rt))
+    return DigestService(rt.platform, rt.redis, rt.settings, waiting=lambda: waiting_requests(rt),
+                         auto_approved=lambda since: rule_approvals(rt, since))
+
+
+async def rule_approvals(rt: Runtime, since: datetime) -> list[RuleApproval]:
+    """What the auto-approve rules approved since the last digest (kept 15 days by bot.approvals.rules)."""
+    return [RuleApproval(e.get("member", ""), e.get("course", ""), e.get("rule", ""))
+            for e in await rt.rules.approved_since(since.timestamp())]
 
 
 async def waiting_requests(rt: Runtime) -> list[Enrolment] | None:

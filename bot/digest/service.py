@@ -106,6 +106,15 @@ class Finish:
     at: datetime | None
 
 
+@dataclass(frozen=True)
+class RuleApproval:
+    """A waiting request an auto-approve rule approved (bot.approvals.rules)."""
+
+    member_name: str
+    course_title: str
+    rule: str  # in words: "domain partner.example", "group @staff"
+
+
 @dataclass
 class Digest:
     day: date
@@ -123,6 +132,7 @@ class Digest:
     stalled: list[CourseGroup] = field(default_factory=list)
     chart: list[DayCount] = field(default_factory=list)
     chart_label: str = "lessons completed"  # what the chart's second series counts
+    auto_approved: list[RuleApproval] = field(default_factory=list)  # since the last digest
 
     @property
     def new_count(self) -> int:
@@ -139,7 +149,7 @@ class Digest:
     @property
     def empty(self) -> bool:
         return not (self.pending or self.new_enrolments or self.lessons_completed or self.finished
-                    or self.stalled)
+                    or self.stalled or self.auto_approved)
 
 
 @dataclass
@@ -159,6 +169,7 @@ class Catalog:
 
 
 Waiting = Callable[[], Awaitable[list[Enrolment] | None]]
+RuleApprovals = Callable[[datetime], Awaitable[list[RuleApproval]]]
 
 
 class DigestService:
@@ -166,11 +177,12 @@ class DigestService:
     (the approval requests the sync keeps in Redis); it returns None when it cannot vouch for them."""
 
     def __init__(self, platform: CoursePlatform, redis: Redis, settings: Settings, *,
-                 waiting: Waiting | None = None) -> None:
+                 waiting: Waiting | None = None, auto_approved: RuleApprovals | None = None) -> None:
         self.platform = platform
         self.redis = redis
         self.settings = settings
         self.waiting = waiting
+        self.auto_approved = auto_approved
         self.zone = settings.zone
         self.ledger = ProgressLedger(redis, platform)
 
@@ -212,6 +224,8 @@ class DigestService:
         await self._store_counts(reads.fresh, now)
         digest.stalled = self._group(await self._stalled(candidates, reads.progressed), reads.catalog)
         digest.chart = [counts.get(d) or DayCount(d, 0, 0) for d in chart_days]
+        if self.auto_approved is not None:
+            digest.auto_approved = await self.auto_approved(since)
         return digest
 
     async def window_start(self, channel: str | None, now: datetime) -> datetime:
