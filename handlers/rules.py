@@ -5,6 +5,8 @@ auto-approve rules."""
 
 from __future__ import annotations
 
+import time
+
 from bot import render
 from bot.approvals import rules_render
 from bot.approvals.rules import AutoRule, CourseRules
@@ -45,7 +47,11 @@ async def autoapprove(rt: Runtime, inv: Invocation, ctx: Context) -> render.Mess
     found = await rt.rules.preview(waiting, scope, rule)
     if "preview" in inv.flags:
         current = await rt.rules.course(scope) if scope else CourseRules(course_id="*")
-        return rules_render.preview_message(rule, current, title, found, len(waiting))
+        last = await rt.approvals.store.last_synced()
+        stale = last is None or time.time() - last > 3 * rt.settings.coursebot_sync_seconds
+        note = ("The platform was not read recently (is `coursebot worker` running?), so requests may wait that "
+                "this count does not know of yet; `/course pending` reads it now.") if stale else ""
+        return rules_render.preview_message(rule, current, title, found, len(waiting), note=note)
     change = await rt.rules.add_auto(ctx.user, scope, title, rule)
     return rules_render.change_message(change, title=title, waiting=0, matching=len(found), channel=channel)
 

@@ -291,6 +291,8 @@ class RuleBook:
 
         A user group that Slack will not list is skipped this time (logged); its requests wait."""
         book = await self.book()
+        if not any(rules.auto for rules in book.values()):
+            return []
         every = book.get(EVERY_COURSE)
         people = _GroupPeople(self.directory, self.redis)
         found = []
@@ -377,16 +379,18 @@ class _GroupPeople:
         return bool(({email, request.member_id.strip().lower()} - {""}) & self.groups[rule.value])
 
     async def _identities(self, group_id: str) -> set[str]:
+        """The group's people as emails (Slack profiles, cached an hour) and `/course link` records."""
         users = await self.directory.usergroup_members(group_id)
         if not users:
             return set()
-        people = await self.directory.people(users)
-        found = {p.email for p in people.values() if p.email and not p.deleted and not p.is_bot}
-        active = [u for u in users if u in people and not people[u].deleted and not people[u].is_bot]
-        if active:
-            links = await self.redis.mget([core_keys.LINK(u) for u in active])
-            found |= {str(v).strip().lower() for v in links if v}
-        return found
+        cached = await self.redis.mget([core_keys.SLACK_EMAIL(u) for u in users])
+        found = {str(email).strip().lower() for email in cached if email}
+        missing = [u for u, email in zip(users, cached, strict=True) if email is None]
+        if missing:
+            people = await self.directory.people(missing)
+            found |= {p.email for p in people.values() if p.email and not p.deleted and not p.is_bot}
+        links = await self.redis.mget([core_keys.LINK(u) for u in users])
+        return found | {str(v).strip().lower() for v in links if v}
 
 
 def _read(course_id: str, raw: object) -> CourseRules | None:

@@ -19,8 +19,10 @@ _GROUP_ID = re.compile(r"^S[A-Z0-9]{2,}$")
 
 
 def group_mention(group_id: str, handle: str = "", *, ping: bool = True) -> str:
+    """`<!subteam^S…|@handle>` (Slack shows the group's current handle), or the handle as plain text."""
     if ping and _GROUP_ID.match(group_id):
-        return f"<!subteam^{group_id}>"
+        label = f"|@{handle}" if re.fullmatch(r"[a-z0-9._-]{1,80}", handle) else ""
+        return f"<!subteam^{group_id}{label}>"
     return esc(f"@{handle}" if handle else group_id)
 
 
@@ -123,7 +125,7 @@ def change_message(change: RuleChange, *, title: str, waiting: int, matching: in
 
 
 def preview_message(rule: AutoRule, scope: CourseRules, title: str, found: list[ApprovalRequest],
-                    waiting: int) -> Message:
+                    waiting: int, *, note: str = "") -> Message:
     name = course_name(scope, {scope.course_id: title})
     head = (f":mag: Preview, nothing was changed: `{esc(rule.label)}` for {name} matches "
             f"{len(found)} of the {waiting} waiting request{'s' if waiting != 1 else ''} now.")
@@ -132,6 +134,8 @@ def preview_message(rule: AutoRule, scope: CourseRules, title: str, found: list[
     if len(found) > PREVIEW_NAMES:
         lines.append(f"…and {len(found) - PREVIEW_NAMES} more.")
     blocks = [section(head), *sections_of_lines(lines, budget=2)]
+    if note:
+        blocks.append(context(f":warning: {note}"))
     blocks.append(context("Run it again without `--preview` to add the rule; the next sync then approves these."))
     return Message(text=esc(f"Preview: {len(found)} waiting requests match"), blocks=blocks)
 

@@ -17,6 +17,7 @@ EMOJI = {
     "bell": "🔔", "inbox_tray": "📥", "chart_with_upwards_trend": "📈", "raised_hands": "🙌", "zzz": "💤",
     "arrows_counterclockwise": "🔄", "clipboard": "📋", "mortar_board": "🎓", "email": "📧",
     "rocket": "🚀", "double_vertical_bar": "⏸️", "alarm_clock": "⏰", "wastebasket": "🗑️",
+    "scales": "⚖️", "busts_in_silhouette": "👥", "ballot_box_with_check": "☑️", "mag": "🔍", "robot_face": "🤖",
 }
 
 
