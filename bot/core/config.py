@@ -10,7 +10,7 @@ import re
 import sys
 from datetime import time
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
@@ -28,6 +28,7 @@ class ConfigError(Exception):
 
 
 _SLACK_ID = re.compile(r"^[UWS][A-Z0-9]{2,}$")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 class Settings(BaseSettings):
@@ -62,6 +63,12 @@ class Settings(BaseSettings):
     coursebot_sync_seconds: int = Field(default=60, ge=1)
     coursebot_reminder_hours: float = Field(default=24, gt=0)
 
+    log_level: str = "INFO"
+    log_format: Literal["text", "json"] = "text"
+    # Heroku Redis (and other managed ones) serve rediss:// with a self-signed certificate that
+    # cannot be verified; `false` keeps the traffic encrypted but skips the certificate check.
+    redis_tls_verify: bool = True
+
     @field_validator("slack_api_url")
     @classmethod
     def _api_url_ends_in_slash(cls, value: str) -> str:
@@ -92,6 +99,14 @@ class Settings(BaseSettings):
         if not re.match(r"^(redis|rediss|unix)://", value):
             raise ValueError("must start with redis://, rediss:// or unix://")
         return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _log_level(cls, value: str) -> str:
+        level = value.strip().upper()
+        if level not in LOG_LEVELS:
+            raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
+        return level
 
     @field_validator("coursebot_managers", mode="before")
     @classmethod
@@ -149,6 +164,19 @@ class Settings(BaseSettings):
         for name in names:
             if getattr(self, name) in (None, ""):
                 raise ConfigError(f"{name.upper()} is required but not set")
+
+    def require_platform_choice(self) -> None:
+        """`serve` and `worker` need COURSE_PLATFORM set on purpose: the sandbox default (demo data)
+        is for `coursebot shell`, and must never reach a real workspace by omission."""
+        if "course_platform" not in self.model_fields_set:
+            raise ConfigError("COURSE_PLATFORM is required for serve and worker: set it to nexudus or "
+                              "meltingspot (or to sandbox, on purpose, to serve demo data)")
+
+    def redis_options(self) -> dict[str, Any]:
+        """Keyword arguments for every Redis client the bot makes (store, job queue, budgets)."""
+        if self.redis_url and self.redis_url.startswith("rediss://") and not self.redis_tls_verify:
+            return {"ssl_cert_reqs": "none"}
+        return {}
 
     def require_platform(self) -> None:
         if self.course_platform is Platform.NEXUDUS:

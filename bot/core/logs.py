@@ -2,13 +2,17 @@
 
 Tokens (`xoxb-…`, `xapp-…`), bearer headers, passwords and API keys are replaced by `[redacted]`
 whatever logger emitted them, including slack_sdk's and httpx's own debug logs.
+`LOG_FORMAT=json` writes one JSON object per line for log shippers; the filter runs first,
+so JSON lines are redacted the same way.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections.abc import Iterable
+from datetime import UTC, datetime
 
 _PATTERNS = [
     re.compile(r"(?:xox[abposr]|xapp)-[A-Za-z0-9-]+"),
@@ -41,9 +45,29 @@ class RedactSecrets(logging.Filter):
         return True
 
 
-def setup(level: str = "INFO", secrets: Iterable[str] = ()) -> None:
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record: time (UTC, ISO 8601), level, logger, message, and exc when any."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info and record.exc_text is None:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            entry["exc"] = record.exc_text
+        return json.dumps(entry, ensure_ascii=False)
+
+
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def setup(level: str = "INFO", secrets: Iterable[str] = (), fmt: str = "text") -> None:
     handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
     handler.addFilter(RedactSecrets(secrets))
     root = logging.getLogger()
     root.handlers[:] = [handler]

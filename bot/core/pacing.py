@@ -10,15 +10,16 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from typing import Any
 
 from limits import RateLimitItem, RateLimitItemPerDay, RateLimitItemPerSecond
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
 
 
-def make_storage(redis_url: str | None) -> Storage:
+def make_storage(redis_url: str | None, **redis_options: Any) -> Storage:
     if redis_url:
-        return RedisStorage(redis_url, implementation="redispy", key_prefix="coursebot:limits")
+        return RedisStorage(redis_url, implementation="redispy", key_prefix="coursebot:limits", **redis_options)
     return MemoryStorage()
 
 

@@ -20,7 +20,7 @@ _EMBEDDED_SERVER: fakeredis.FakeServer | None = None
 
 def connect(settings: Settings) -> Redis:
     if settings.redis_url:
-        return aioredis.Redis.from_url(settings.redis_url, decode_responses=True)
+        return aioredis.Redis.from_url(settings.redis_url, decode_responses=True, **settings.redis_options())
     return embedded()
 
 
