@@ -7,11 +7,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from slack_sdk.http_retry.builtin_async_handlers import (
-    AsyncConnectionErrorRetryHandler,
-    AsyncRateLimitErrorRetryHandler,
-    AsyncServerErrorRetryHandler,
-)
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.approvals import rules_render
@@ -34,6 +29,7 @@ from bot.core.permissions import Permissions
 from bot.core.store import Redis
 from bot.enrolment.service import EnrolmentService
 from bot.platforms.base import CoursePlatform
+from bot.slack.client import make_slack_client
 from bot.slack.directory import SlackDirectory
 from bot.slack.replies import Replies
 
@@ -41,7 +37,7 @@ log = logging.getLogger(__name__)
 
 
 def make_platform(settings: Settings) -> CoursePlatform:
-    limits_storage = make_storage(settings.redis_url)
+    limits_storage = make_storage(settings.redis_url, **settings.redis_options())
     if settings.course_platform is Platform.NEXUDUS:
         from bot.platforms.nexudus import NexudusPlatform
 
@@ -64,19 +60,6 @@ def make_platform(settings: Settings) -> CoursePlatform:
     from bot.platforms.sandbox import SandboxPlatform
 
     return SandboxPlatform()
-
-
-def make_slack_client(settings: Settings) -> AsyncWebClient:
-    token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
-    return AsyncWebClient(
-        token=token,
-        base_url=settings.slack_api_url,
-        retry_handlers=[
-            AsyncConnectionErrorRetryHandler(max_retry_count=2),
-            AsyncRateLimitErrorRetryHandler(max_retry_count=3),
-            AsyncServerErrorRetryHandler(max_retry_count=2),
-        ],
-    )
 
 
 @dataclass
@@ -102,7 +85,8 @@ class Runtime:
         slack = make_slack_client(settings)
         directory = SlackDirectory(slack, redis)
         permissions = Permissions(settings.coursebot_managers, directory, redis)
-        jobs: JobQueue = SaqJobQueue(settings.redis_url) if settings.redis_url else InProcessJobQueue()
+        jobs: JobQueue = (SaqJobQueue(settings.redis_url, **settings.redis_options()) if settings.redis_url
+                          else InProcessJobQueue())
         requests = ApprovalStore(redis)
         board = SlackBoard(slack, settings.coursebot_approvals_channel, directory, platform.display_name)
         book = RequestBook(platform, requests, board)

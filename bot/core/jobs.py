@@ -15,9 +15,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
+
+from bot.core import metrics
 
 if TYPE_CHECKING:
     from bot.core.config import Settings
@@ -40,7 +42,24 @@ class JobQueue(Protocol):
     async def enqueue(self, name: str, *, key: str, **kwargs: Any) -> None:
         """Queue `name` once per `key`: enqueueing a key that is still queued or running does nothing."""
 
+    async def depth(self) -> int:
+        """Jobs waiting to be taken by a worker."""
+
     async def aclose(self) -> None: ...
+
+
+@contextlib.contextmanager
+def counted_job(kind: str) -> Iterator[None]:
+    """Count one run of a queued job in coursebot_jobs_total: ok, error, or interrupted (cancelled)."""
+    try:
+        yield
+    except asyncio.CancelledError:
+        metrics.observe_job(kind, "interrupted")
+        raise
+    except Exception:
+        metrics.observe_job(kind, "error")
+        raise
+    metrics.observe_job(kind, "ok")
 
 
 # SAQ marks a job "stuck" once its `touched` time is older than HEARTBEAT seconds, and every
@@ -55,14 +74,19 @@ SWEEP_SECONDS = 5
 
 
 class SaqJobQueue:
-    def __init__(self, redis_url: str) -> None:
+    def __init__(self, redis_url: str, **redis_options: Any) -> None:
+        import redis.asyncio as aioredis
         from saq.queue.redis import RedisQueue
 
-        self.queue = RedisQueue.from_url(redis_url, name="coursebot")
+        # Not RedisQueue.from_url: it passes no options to the client (REDIS_TLS_VERIFY needs them).
+        self.queue = RedisQueue(aioredis.from_url(redis_url, **redis_options), name="coursebot")
 
     async def enqueue(self, name: str, *, key: str, **kwargs: Any) -> None:
         await self.queue.enqueue(name, key=key, timeout=0, retries=1000, heartbeat=HEARTBEAT, retry_delay=2.0,
                                  retry_backoff=30, **kwargs)
+
+    async def depth(self) -> int:
+        return int(await self.queue.count("queued"))
 
     async def aclose(self) -> None:
         await self.queue.disconnect()
@@ -84,9 +108,13 @@ class InProcessJobQueue:
     async def _run(self, name: str, key: str, kwargs: dict[str, Any]) -> None:
         assert self.runner is not None
         try:
-            await self.runner(name, kwargs)
+            with counted_job(name):
+                await self.runner(name, kwargs)
         except Exception:
             log.exception("job %s (%s) failed", name, key)
+
+    async def depth(self) -> int:
+        return 0  # a job starts as soon as it is queued
 
     async def aclose(self) -> None:
         for task in self.tasks.values():
@@ -99,6 +127,9 @@ async def run_periodic(rt: Runtime, task: Periodic, stop: asyncio.Event) -> None
         try:
             await task.run(rt)
         except Exception:
+            metrics.observe_periodic(task.name, "error")
             log.exception("periodic task %s failed; it runs again at the next interval", task.name)
+        else:
+            metrics.observe_periodic(task.name, "ok")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=task.interval(rt.settings))

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import httpx
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 
+from bot.core import metrics
 from bot.platforms.base import PlatformUnavailable
 
 log = logging.getLogger(__name__)
@@ -106,14 +107,18 @@ class RetryingSender:
         raise AssertionError("unreachable")
 
     async def _once(self, make_request: Callable[[], Awaitable[httpx.Response]], what: str) -> httpx.Response:
+        """One attempt; every attempt is counted in coursebot_platform_requests_total."""
         try:
             response = await make_request()
-        except httpx.TimeoutException:
+        except httpx.TimeoutException as exc:
+            self._count(_method(exc, what), "error")
             log.warning("%s: %s timed out", self.platform, what)
             raise _Retryable("timeout") from None
         except httpx.TransportError as exc:
+            self._count(_method(exc, what), "error")
             log.warning("%s: %s failed: %s", self.platform, what, type(exc).__name__)
             raise _Retryable("connection error") from None
+        self._count(_method(response, what), response.status_code)
         if response.status_code in self.policy.throttle_statuses:
             log.info("%s: %s throttled (%s), waiting", self.platform, what, response.status_code)
             raise _Retryable("throttled", _retry_after(response) or 1.0)
@@ -121,3 +126,14 @@ class RetryingSender:
             log.warning("%s: %s answered %s", self.platform, what, response.status_code)
             raise _Retryable(f"HTTP {response.status_code}", _retry_after(response))
         return response
+
+    def _count(self, method: str, status: int | str) -> None:
+        metrics.observe_platform_request(self.platform.lower(), method, status)
+
+
+def _method(outcome: httpx.Response | httpx.TransportError, what: str) -> str:
+    """The HTTP method of the request behind a response or a transport error."""
+    try:
+        return outcome.request.method
+    except RuntimeError:  # httpx raises it when no request is attached; `what` starts with the method
+        return what.split(" ", 1)[0].upper()
