@@ -1,7 +1,7 @@
-"""The Bolt app and the ASGI web app that serves it (`POST /slack/events`, `GET /healthz`).
+"""The Bolt app and the ASGI web app that serves it (`POST /slack/events`, `GET /healthz`, `GET /metrics`).
 
 In Socket Mode (bot.socket_mode) the same Bolt app takes Slack's requests from a WebSocket
-instead, and the web app keeps only `/healthz`: `POST /slack/events` answers 404 there.
+instead, and the web app keeps only `/healthz` and `/metrics`: `POST /slack/events` answers 404 there.
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from bot.core import metrics
+from bot.health import Health, read_gauges
 from bot.runtime import Runtime
 from bot.slack.inbound import Rejected, admit
 from bot.worker import start_periodic
@@ -65,13 +67,15 @@ def build_web(rt: Runtime, bolt: AsyncApp | None = None, *, run_periodic_tasks: 
             log.warning("could not handle a signed request to /slack/events (%s)", type(exc).__name__)
             return PlainTextResponse("bad request", status_code=400)
 
+    health = Health(rt)
+
     async def healthz(request: Request) -> Response:
-        try:
-            await rt.redis.ping()
-        except Exception as exc:
-            return JSONResponse({"ok": False, "store": type(exc).__name__}, status_code=503)
-        store = "embedded" if rt.settings.embedded_store else "redis"
-        return JSONResponse({"ok": True, "store": store, "platform": rt.platform.name})
+        status, body = await health.report()
+        return JSONResponse(body, status_code=status)
+
+    async def metrics_page(request: Request) -> Response:
+        await read_gauges(rt)
+        return Response(metrics.exposition(shared=True), media_type=metrics.CONTENT_TYPE)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -86,4 +90,4 @@ def build_web(rt: Runtime, bolt: AsyncApp | None = None, *, run_periodic_tasks: 
         await asyncio.gather(*tasks, return_exceptions=True)
 
     routes = [Route("/slack/events", events, methods=["POST"])] if slack_events else []
-    return Starlette(routes=[*routes, Route("/healthz", healthz)], lifespan=lifespan)
+    return Starlette(routes=[*routes, Route("/healthz", healthz), Route("/metrics", metrics_page)], lifespan=lifespan)

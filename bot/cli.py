@@ -1,35 +1,57 @@
-"""`coursebot` command line: serve, worker, shell, digest (click)."""
+"""`coursebot` command line: serve, worker, shell, digest, doctor (click)."""
 
 from __future__ import annotations
 
 import gc
 import logging
-import os
 import sys
 
 import click
 
+from bot import __version__
 from bot.core import logs
 from bot.core.config import ConfigError, Settings, exit_on_config_error, load_settings
 
 log = logging.getLogger("coursebot")
 
 
-def _settings(**overrides: object) -> Settings:
+def _settings(*required: str, platform_chosen: bool = False, platform_credentials: bool = True) -> Settings:
+    """Read the settings and set up logging; stop with one line naming the first missing or bad variable.
+
+    `required`: settings this command cannot run without; `platform_chosen`: COURSE_PLATFORM must be
+    set on purpose (serve, worker); `platform_credentials`: the chosen platform's credentials must be set."""
     try:
-        settings = load_settings(**overrides)
-        settings.require_platform()
+        settings = load_settings()
+        if platform_credentials:
+            settings.require_platform()
+        settings.require(*required)
+        if platform_chosen:
+            settings.require_platform_choice()
     except ConfigError as exc:
         exit_on_config_error(exc)
         raise  # unreachable: exit_on_config_error exits
     secrets = [s.get_secret_value() for s in (settings.slack_bot_token, settings.slack_signing_secret,
                                               settings.slack_app_token, settings.nexudus_password,
                                               settings.meltingspot_api_key) if s]
-    logs.setup(os.environ.get("LOG_LEVEL", "INFO"), secrets)
+    logs.setup(settings.log_level, secrets, settings.log_format)
     return settings
 
 
+def _check_services(settings: Settings) -> None:
+    """Redis and the bot token (bot.startup); a failure stops the process with one line."""
+    import asyncio
+
+    from bot.startup import StartupError, check_services
+
+    try:
+        asyncio.run(check_services(settings))
+    except StartupError as exc:
+        print(f"coursebot: {exc}", file=sys.stderr)
+        raise SystemExit(exc.exit_code) from None
+
+
 @click.group()
+@click.version_option(__version__, "--version", package_name="coursebot", message="%(prog)s %(version)s")
 def main() -> None:
     """coursebot: run course enrolment on Nexudus or MeltingSpot from Slack."""
 
@@ -37,17 +59,19 @@ def main() -> None:
 @main.command()
 @click.option("--port", type=int, default=None, help="Port to listen on (default: $PORT, else 3000).")
 def serve(port: int | None) -> None:
-    """Serve Slack's requests: over Socket Mode when SLACK_APP_TOKEN is set, else POST /slack/events; GET /healthz."""
-    import uvicorn
-
+    """Serve Slack's requests: over Socket Mode when SLACK_APP_TOKEN is set, else POST /slack/events;
+    GET /healthz and GET /metrics either way."""
     from bot.app import build_bolt, build_web
     from bot.runtime import Runtime
+    from bot.serving import WebServer
 
-    settings = _settings()
-    try:
-        settings.require("slack_bot_token", *(() if settings.socket_mode else ("slack_signing_secret",)))
-    except ConfigError as exc:
-        exit_on_config_error(exc)
+    settings = _settings("slack_bot_token", platform_chosen=True)
+    if not settings.socket_mode:
+        try:
+            settings.require("slack_signing_secret")
+        except ConfigError as exc:
+            exit_on_config_error(exc)
+    _check_services(settings)
     if settings.embedded_store:
         log.warning("REDIS_URL is not set: using the embedded in-process store. State is neither shared with "
                     "other processes nor kept across restarts; run a single process, or set REDIS_URL.")
@@ -59,32 +83,41 @@ def serve(port: int | None) -> None:
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
     port = port or settings.port
+    how = ("over Socket Mode (no public URL needed; POST /slack/events is off)" if settings.socket_mode
+           else "over HTTP: POST /slack/events")
+
+    def announce() -> None:  # once the port is bound (bot.serving)
+        log.info("coursebot %s serving %s %s; /healthz and /metrics on port %s", __version__,
+                 settings.course_platform.value, how, port)
+
     if settings.socket_mode:
         from bot import socket_mode
 
-        log.info("coursebot serving %s over Socket Mode (no public URL needed; POST /slack/events is off); "
-                 "/healthz on port %s", settings.course_platform.value, port)
-        socket_mode.run(web, bolt, settings, port=port)
+        socket_mode.run(web, bolt, settings, port=port, on_started=announce)
         return
-    log.info("coursebot serving %s over HTTP: POST /slack/events and /healthz on port %s",
-             settings.course_platform.value, port)
-    uvicorn.run(web, host="0.0.0.0", port=port, log_level="warning", access_log=False, backlog=2048)
+    WebServer(web, port=port, on_started=announce).run()
 
 
 @main.command()
 @click.option("--concurrency", type=int, default=10, show_default=True, help="Jobs run at once by this worker.")
-def worker(concurrency: int) -> None:
+@click.option("--metrics-port", type=int, default=None,
+              help="Also export this worker's metrics (jobs, its platform requests) at http://0.0.0.0:PORT/metrics.")
+def worker(concurrency: int, metrics_port: int | None) -> None:
     """Run queued jobs (bulk invites) and periodic tasks (approval sync, daily digest)."""
     import asyncio
 
+    from bot.core import metrics
     from bot.worker import run_worker
 
-    settings = _settings()
-    try:
-        settings.require("slack_bot_token")
-    except ConfigError as exc:
-        exit_on_config_error(exc)
-    asyncio.run(run_worker(settings, concurrency=concurrency))
+    settings = _settings("slack_bot_token", platform_chosen=True)
+    _check_services(settings)
+    if metrics_port is not None:
+        try:
+            metrics.serve_on(metrics_port)
+        except OSError as exc:
+            print(f"coursebot: cannot export metrics on port {metrics_port}: {exc.strerror or exc}", file=sys.stderr)
+            raise SystemExit(1) from None
+    sys.exit(asyncio.run(run_worker(settings, concurrency=concurrency)))
 
 
 @main.command()
@@ -96,7 +129,8 @@ def shell(as_user: str | None) -> None:
     from devtools.shell import run_shell
 
     settings = _settings()
-    logging.getLogger().setLevel(os.environ.get("LOG_LEVEL", "WARNING"))
+    # The shell's output is the conversation: only warnings, unless LOG_LEVEL asks for more.
+    logging.getLogger().setLevel(settings.log_level if "log_level" in settings.model_fields_set else "WARNING")
     sys.exit(asyncio.run(run_shell(settings, as_user=as_user)))
 
 
@@ -108,16 +142,23 @@ def digest(dry_run: bool) -> None:
 
     from bot.digest_command import run_digest_command
 
-    settings = _settings()
-    if not dry_run:
-        try:
-            settings.require("slack_bot_token", "coursebot_digest_channel")
-        except ConfigError as exc:
-            exit_on_config_error(exc)
-        if settings.embedded_store:
-            log.warning("REDIS_URL is not set: the once-a-day guard lives in this process only, so running "
-                        "this command again posts again. Set REDIS_URL.")
+    settings = _settings(*(() if dry_run else ("slack_bot_token", "coursebot_digest_channel")))
+    if not dry_run and settings.embedded_store:
+        log.warning("REDIS_URL is not set: the once-a-day guard lives in this process only, so running "
+                    "this command again posts again. Set REDIS_URL.")
     sys.exit(asyncio.run(run_digest_command(settings, dry_run=dry_run)))
+
+
+@main.command()
+def doctor() -> None:
+    """Check a deployment: Redis, the bot token and its scopes, channels, platform credentials, managers."""
+    import asyncio
+
+    from bot.doctor import run_doctor
+
+    settings = _settings(platform_credentials=False)  # missing credentials are a finding, not a stop
+    logging.getLogger().setLevel(settings.log_level if "log_level" in settings.model_fields_set else "WARNING")
+    sys.exit(asyncio.run(run_doctor(settings)))
 
 
 if __name__ == "__main__":

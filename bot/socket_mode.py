@@ -19,10 +19,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import aiohttp
-import uvicorn
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
@@ -34,6 +33,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from starlette.applications import Starlette
 
 from bot.core.config import ConfigError, Settings, exit_on_config_error
+from bot.serving import WebServer
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ class SocketModeServer:
     """
 
     def __init__(self, web: Starlette, bolt: AsyncApp, settings: Settings, *, port: int, host: str = "0.0.0.0",
-                 ping_interval: float = PING_SECONDS) -> None:
+                 ping_interval: float = PING_SECONDS, on_started: Callable[[], None] | None = None) -> None:
         if settings.slack_app_token is None:
             raise ConfigError("SLACK_APP_TOKEN is required for Socket Mode but not set")
         self.settings = settings
@@ -92,8 +92,7 @@ class SocketModeServer:
         self._client: AsyncWebClient | None = None
         self._first_url: str | None = None
         self._hold_connection(web)
-        self.server = uvicorn.Server(uvicorn.Config(
-            web, host=host, port=port, log_level="warning", access_log=False, backlog=2048))
+        self.server = WebServer(web, host=host, port=port, on_started=on_started)
 
     async def serve(self) -> None:
         self._client = app_client(self.settings)
@@ -141,9 +140,10 @@ class SocketModeServer:
             log.info("Socket Mode connection to Slack closed")
 
 
-def run(web: Starlette, bolt: AsyncApp, settings: Settings, *, port: int) -> None:
+def run(web: Starlette, bolt: AsyncApp, settings: Settings, *, port: int,
+        on_started: Callable[[], None] | None = None) -> None:
     """`coursebot serve` in Socket Mode: returns when the server stops; a refused token exits with status 2."""
-    server = SocketModeServer(web, bolt, settings, port=port)
+    server = SocketModeServer(web, bolt, settings, port=port, on_started=on_started)
     try:
         asyncio.run(server.serve())
     except ConfigError as exc:

@@ -8,9 +8,11 @@ import logging
 import signal
 from typing import Any
 
+from bot import health
 from bot.background import JOBS, PERIODIC
+from bot.core import keys
 from bot.core.config import Settings
-from bot.core.jobs import HEARTBEAT_EVERY, SWEEP_SECONDS, SaqJobQueue, run_periodic
+from bot.core.jobs import HEARTBEAT_EVERY, SWEEP_SECONDS, SaqJobQueue, counted_job, run_periodic
 from bot.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -36,7 +38,8 @@ def saq_functions(rt: Runtime) -> list[tuple[str, Any]]:
         async def run(ctx: dict[str, Any], **kwargs: Any) -> Any:
             beat = asyncio.create_task(_heartbeat(ctx["job"])) if ctx.get("job") is not None else None
             try:
-                return await JOBS[name](rt, kwargs)
+                with counted_job(name):
+                    return await JOBS[name](rt, kwargs)
             finally:
                 if beat is not None:
                     beat.cancel()
@@ -60,27 +63,53 @@ def saq_worker(rt: Runtime, *, concurrency: int = 10) -> Any:
     return worker
 
 
-async def run_worker(settings: Settings, *, concurrency: int = 10) -> None:
+async def _announce(rt: Runtime, stop: asyncio.Event) -> None:
+    """Write this worker's heartbeat every WORKER_BEAT_SECONDS (read by /healthz and /metrics)."""
+    member = health.worker_id()
+    while not stop.is_set():
+        try:
+            await health.beat(rt.redis, member)
+        except Exception as exc:  # Redis hiccup: the next beat tries again
+            log.warning("worker heartbeat not written: %s", type(exc).__name__)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=keys.WORKER_BEAT_SECONDS)
+    with contextlib.suppress(Exception):
+        await health.leave(rt.redis, member)
+
+
+async def run_worker(settings: Settings, *, concurrency: int = 10) -> int:
+    """Run until SIGTERM/SIGINT (exit code 0), or until the job worker itself fails (1)."""
     rt = Runtime.create(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
-    periodic = start_periodic(rt, stop)
+    background = start_periodic(rt, stop)
     worker_task: asyncio.Task[None] | None = None
     if isinstance(rt.jobs, SaqJobQueue):
+        background.append(asyncio.create_task(_announce(rt, stop), name="worker-heartbeat"))
         worker = saq_worker(rt, concurrency=concurrency)
         worker_task = asyncio.create_task(worker.start())
-        log.info("worker started: %d job types, %d periodic tasks", len(JOBS), len(periodic))
+        log.info("worker started: %d job types, %d periodic tasks", len(JOBS), len(PERIODIC))
     else:
         log.warning("REDIS_URL is not set: this worker runs its periodic tasks only; jobs run inside the process "
                     "that queued them. Set REDIS_URL to share work between processes.")
-    await stop.wait()
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait([t for t in (stopping, worker_task) if t is not None], return_when=asyncio.FIRST_COMPLETED)
+    code = 0
+    if worker_task is not None and worker_task.done():
+        failure = None if worker_task.cancelled() else worker_task.exception()
+        log.error("the job worker stopped by itself (%s); stopping so that the process manager restarts it",
+                  type(failure).__name__ if failure else "no error")
+        code = 1
     log.info("worker stopping")
-    if worker_task is not None:
+    stop.set()
+    stopping.cancel()
+    if worker_task is not None and not worker_task.done():
         await worker.stop()
-    for task in periodic:
+    for task in background:
         task.cancel()
-    await asyncio.gather(*periodic, return_exceptions=True)
+    await asyncio.gather(*background, return_exceptions=True)
     await rt.aclose()
+    return code

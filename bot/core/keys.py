@@ -37,5 +37,13 @@ AUDIT_MAX = 10_000
 ENROLMENT_LOCK = Key("lock:enrolment:{}:{}", 120, "one change at a time per course+member")
 TOKEN_LOCK = Key("lock:nexudus-token", 30, "one token request at a time")
 
+# Operations (bot/health.py, bot/doctor.py)
+WORKER_BEAT_SECONDS = 20  # how often each worker writes its heartbeat
+WORKER_SEEN_SECONDS = 120  # a worker whose last beat is older is counted as gone
+WORKERS = Key("workers", WORKER_SEEN_SECONDS, "worker heartbeats (sorted set): member host:pid, score = unix time "
+              "of its last beat; /healthz and /metrics count the members seen within WORKER_SEEN_SECONDS")
+DOCTOR_PROBE = Key("doctor:probe:{}", 60, "written, read back and deleted by `coursebot doctor` to prove Redis "
+                   "takes writes")
+
 
 ALL_KEY_MODULES = ("bot.core.keys", "bot.approvals.keys", "bot.bulk.keys", "bot.digest.keys", "bot.courses.keys")

@@ -90,6 +90,12 @@ class CoursePlatform(abc.ABC):
     def supports(self, capability: Capability) -> bool:
         return capability in self.capabilities
 
+    async def check_access(self) -> str:
+        """Prove the credentials work with as little as possible (`coursebot doctor`, `/healthz`):
+        what was proved, in a few words, or a PlatformError saying what is wrong."""
+        courses = await self.list_courses()
+        return f"read {len(courses)} courses"
+
     def unsupported(self, what: str) -> NotSupported:
         return NotSupported(f"{self.display_name} has no API for {what}, so the bot cannot do it there.")
 

@@ -195,6 +195,13 @@ class MeltingSpotPlatform(CoursePlatform):
         """Every MeltingSpot request, read or write, spends this one budget."""
         return self.budget
 
+    async def check_access(self) -> str:
+        """One page of the course list: the key is accepted unless it raises (401/403 -> KEY_REFUSED)."""
+        page = await self._page(COURSES, {}, self._page_base if self._page_base is not None else 1, "the course list",
+                                probe=True)
+        known = f"; {page.total} courses" if page is not None and page.total is not None else ""
+        return f"the API key was accepted{known}"
+
     # ---- HTTP plumbing -------------------------------------------------------------
 
     async def _request(

@@ -207,6 +207,13 @@ class NexudusPlatform(CoursePlatform):
     def rate_budget(self) -> Budget:
         return self.writes
 
+    async def check_access(self) -> str:
+        """A token login (unless this adapter holds a token already) and one one-record read."""
+        if self._token is None:
+            await self._login(None)
+        total = await self._total(COURSES, {})
+        return f"logged in as {self._username}; {total} courses"
+
     # ---- HTTP plumbing -------------------------------------------------------------
 
     async def _login(self, stale: str | None) -> str:
