@@ -7,7 +7,8 @@
 * ``POST|GET /api/<method>`` with query params, ``application/x-www-form-urlencoded``,
   ``application/json`` or ``multipart/form-data`` bodies; token in ``Authorization: Bearer ...``
   (or a ``token`` param). Answers are HTTP 200 ``{"ok": true, ...}`` / ``{"ok": false, "error": ...}``,
-  except injected rate limits (HTTP 429 + ``Retry-After``).
+  except injected rate limits (HTTP 429 + ``Retry-After``). Calls with a valid token carry the
+  ``x-oauth-scopes`` header, as Slack's do: the scopes granted (``SlackWorkspace.granted_scopes``).
 * ``POST /upload/<file_id>``: the upload URL handed out by ``files.getUploadURLExternal``.
 * ``GET /files/<file_id>``: the ``url_private`` of a shared file.
 * ``POST /respond/<id>``: a ``response_url`` minted with ``SlackWorkspace.new_response_url()``.
@@ -80,6 +81,9 @@ APP_ID: Final = "A0BOT"
 
 APP_TOKEN: Final = "xapp-1-A0BOT-1-test"
 _APP_TOKEN_METHODS: Final = frozenset({"apps.connections.open"})
+# The bot scopes coursebot's manifest.yml asks for (a real install grants exactly these).
+DEFAULT_SCOPES: Final = ("commands", "chat:write", "users:read", "users:read.email", "channels:read", "groups:read",
+                         "usergroups:read", "channels:history", "groups:history", "im:write", "files:write")
 
 RESPONSE_URL_MAX_USES: Final = 5
 RESPONSE_URL_MAX_AGE: Final = 30 * 60.0
@@ -295,6 +299,8 @@ class SlackWorkspace:
         self._socket_acks: dict[str, JSONDict] = {}
         self._socket_ack_times: dict[str, float] = {}
         self._socket_connects = 0
+        self.granted_scopes: list[str] = list(DEFAULT_SCOPES)
+        """What the ``x-oauth-scopes`` header says the token was granted (set it to take some away)."""
 
         self._handlers: dict[str, Callable[[JSONDict, _Ctx], JSONDict]] = {
             "auth.test": self._auth_test,
@@ -655,22 +661,25 @@ class SlackWorkspace:
             if not token or token != expected:
                 error = "not_allowed_token_type" if token in (self.token, self.app_token) else "invalid_auth"
                 return ApiResult(200, {"ok": False, "error": error})
+            scopes = {"x-oauth-scopes": "connections:write" if method in _APP_TOKEN_METHODS
+                      else ",".join(self.granted_scopes)}
             pending_limits = self._ratelimits.get(method)
             if pending_limits:
                 retry_after = pending_limits.pop(0)
-                return ApiResult(429, {"ok": False, "error": "ratelimited"}, {"Retry-After": str(retry_after)})
+                return ApiResult(429, {"ok": False, "error": "ratelimited"},
+                                 {"Retry-After": str(retry_after), **scopes})
             pending_failures = self._failures.get(method)
             if pending_failures:
-                return ApiResult(200, {"ok": False, "error": pending_failures.pop(0)})
+                return ApiResult(200, {"ok": False, "error": pending_failures.pop(0)}, scopes)
             if decode_error is not None:
-                return ApiResult(200, {"ok": False, "error": decode_error})
+                return ApiResult(200, {"ok": False, "error": decode_error}, scopes)
             handler = self._handlers.get(method)
             try:
                 body = handler(params, ctx) if handler is not None else {}
             except _ApiError as exc:
-                return ApiResult(200, {"ok": False, "error": exc.error, **exc.extra})
+                return ApiResult(200, {"ok": False, "error": exc.error, **exc.extra}, scopes)
         self._notify(ctx.events)
-        return ApiResult(200, {"ok": True, **body})
+        return ApiResult(200, {"ok": True, **body}, scopes)
 
     # -- internals (call with the lock held) --------------------------------------------------
 
@@ -901,7 +910,12 @@ class SlackWorkspace:
         return {"members": page["items"], "response_metadata": {"next_cursor": page["next_cursor"]}}
 
     def _conversations_info(self, params: JSONDict, ctx: _Ctx) -> JSONDict:
-        return {"channel": self._channel_obj(self._channel(params.get("channel")))}
+        """``is_member`` says whether the bot is in the channel; a private channel it is not in is
+        invisible to it (``channel_not_found``), as in Slack."""
+        channel = self._channel(params.get("channel"))
+        if channel["is_private"] and not channel["bot_is_member"]:
+            raise _ApiError("channel_not_found")
+        return {"channel": self._channel_obj(channel)}
 
     def _conversations_open(self, params: JSONDict, ctx: _Ctx) -> JSONDict:
         if _opt_str(params, "channel"):
