@@ -51,7 +51,7 @@ def _check_services(settings: Settings) -> None:
 
 
 @click.group()
-@click.version_option(__version__, "--version", package_name="coursebot", message="%(prog)s %(version)s")
+@click.version_option(__version__, "--version", package_name="coursebot", message="coursebot %(version)s")
 def main() -> None:
     """coursebot: run course enrolment on Nexudus or MeltingSpot from Slack."""
 

@@ -89,7 +89,10 @@ class SaqJobQueue:
         return int(await self.queue.count("queued"))
 
     async def aclose(self) -> None:
-        await self.queue.disconnect()
+        from redis.exceptions import ConnectionError as RedisConnectionError
+
+        with contextlib.suppress(RedisConnectionError, OSError):  # stopping must not fail because Redis is away
+            await self.queue.disconnect()
 
 
 class InProcessJobQueue:

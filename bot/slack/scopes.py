@@ -14,7 +14,7 @@ BOT_SCOPES: dict[str, str] = {
     "users:read.email": "@mentions resolved to platform members by email",
     "channels:read": "members of a public #channel for /course invite",
     "groups:read": "members of a private channel the bot was invited to",
-    "usergroups:read": "members of an @user-group (invite, COURSEBOT_MANAGERS groups)",
+    "usergroups:read": "members of an @user-group for /course invite and COURSEBOT_MANAGERS",
     "channels:history": "approval cards found again after a Redis flush",
     "groups:history": "the same when the approvals channel is private",
     "im:write": "a member told the outcome of their request by direct message",
