@@ -22,9 +22,9 @@ from slack_sdk.errors import SlackApiError
 from bot.core import keys
 from bot.core.config import ConfigError, Platform, Settings
 from bot.platforms.base import PlatformError
-from bot.slack.client import CountingWebClient, make_slack_client
+from bot.slack.client import CountingWebClient, error_code, make_slack_client
 from bot.slack.scopes import BOT_SCOPES
-from bot.startup import SlackIdentity, StartupError, check_slack, redis_problem, safe_url, slack_error
+from bot.startup import SlackIdentity, StartupError, check_slack, redis_problem, safe_url
 
 Status = Literal["ok", "fail", "skip"]
 LABELS: dict[Status, str] = {"ok": "ok  ", "fail": "FAIL", "skip": "skip"}
@@ -157,7 +157,7 @@ class Doctor:
         try:
             response = await slack.conversations_info(channel=channel_id)
         except SlackApiError as exc:
-            error = slack_error(exc)
+            error = error_code(exc)
             if error == "channel_not_found":
                 return fail(check, f"{channel_id} ({variable}) is not a channel the bot can see. Check the id "
                                    "(the channel's About tab); for a private channel, " + INVITE + " first.")
@@ -192,7 +192,7 @@ class Doctor:
                 return ok(check, f"user group with {count} member{'s' if count != 1 else ''}")
             response = await slack.users_info(user=manager_id)
         except SlackApiError as exc:
-            error = slack_error(exc)
+            error = error_code(exc)
             if error in ("user_not_found", "no_such_subteam", "subteam_not_found"):
                 kind = "user group" if manager_id.startswith("S") else "user"
                 return fail(check, f"no such {kind} in this workspace ({error}). Copy the id from Slack (a "

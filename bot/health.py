@@ -25,6 +25,7 @@ from slack_sdk.errors import SlackApiError
 from bot.core import keys, metrics
 from bot.core.store import Redis
 from bot.platforms.base import PlatformError
+from bot.slack.client import error_code
 
 if TYPE_CHECKING:
     from bot.runtime import Runtime
@@ -107,7 +108,7 @@ class CachedCheck:
 
 def _slack_problem(exc: Exception) -> str:
     if isinstance(exc, SlackApiError):
-        return f"auth.test: {exc.response.get('error') if isinstance(exc.response.data, dict) else 'failed'}"
+        return f"auth.test: {error_code(exc)}"
     return f"Slack unreachable: {type(exc).__name__}"
 
 

@@ -22,7 +22,7 @@ from redis.exceptions import RedisError
 from slack_sdk.errors import SlackApiError
 
 from bot.core.config import Settings
-from bot.slack.client import make_slack_client
+from bot.slack.client import error_code, make_slack_client
 
 log = logging.getLogger(__name__)
 
@@ -69,12 +69,6 @@ def redis_problem(exc: BaseException) -> str:
     return text
 
 
-def slack_error(exc: SlackApiError) -> str:
-    response = exc.response
-    error = response.get("error") if isinstance(response.data, dict) else None
-    return str(error) if error else f"HTTP {response.status_code}"
-
-
 def refused_token(error: str) -> StartupError:
     return StartupError(
         f"configuration error: SLACK_BOT_TOKEN was refused by Slack ({error}). Copy the Bot User OAuth Token "
@@ -91,7 +85,7 @@ async def check_slack(settings: Settings, *, attempts: int = ATTEMPTS, pause: fl
         try:
             response = await client.auth_test()
         except SlackApiError as exc:
-            error = slack_error(exc)
+            error = error_code(exc)
             if error in REFUSED_TOKEN_ERRORS:
                 raise refused_token(error) from None
             problem = error

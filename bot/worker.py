@@ -85,10 +85,11 @@ async def run_worker(settings: Settings, *, concurrency: int = 10) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
-    background = start_periodic(rt, stop)
+    periodic = start_periodic(rt, stop)
+    announce: asyncio.Task[None] | None = None
     worker_task: asyncio.Task[None] | None = None
     if isinstance(rt.jobs, SaqJobQueue):
-        background.append(asyncio.create_task(_announce(rt, stop), name="worker-heartbeat"))
+        announce = asyncio.create_task(_announce(rt, stop), name="worker-heartbeat")
         worker = saq_worker(rt, concurrency=concurrency)
         worker_task = asyncio.create_task(worker.start())
         log.info("worker started: %d job types, %d periodic tasks", len(JOBS), len(PERIODIC))
@@ -108,8 +109,11 @@ async def run_worker(settings: Settings, *, concurrency: int = 10) -> int:
     stopping.cancel()
     if worker_task is not None and not worker_task.done():
         await worker.stop()
-    for task in background:
+    for task in periodic:
         task.cancel()
-    await asyncio.gather(*background, return_exceptions=True)
+    await asyncio.gather(*periodic, return_exceptions=True)
+    if announce is not None:  # it ends by itself once `stop` is set, taking this worker off the list
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(announce, timeout=5)
     await rt.aclose()
     return code

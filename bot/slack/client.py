@@ -30,14 +30,15 @@ class CountingWebClient(AsyncWebClient):
         try:
             return await super().api_call(api_method, **kwargs)
         except SlackApiError as exc:
-            metrics.observe_slack_error(api_method, _error_code(exc))
+            metrics.observe_slack_error(api_method, error_code(exc))
             raise
         except (aiohttp.ClientError, TimeoutError):
             metrics.observe_slack_error(api_method, "connection_error")
             raise
 
 
-def _error_code(exc: SlackApiError) -> str:
+def error_code(exc: SlackApiError) -> str:
+    """Slack's error code (`invalid_auth`, `channel_not_found`, …), or `http_<status>` when the body had none."""
     response = exc.response
     error = response.get("error") if response is not None and isinstance(response.data, dict) else None
     return str(error) if error else f"http_{getattr(response, 'status_code', 'unknown')}"
