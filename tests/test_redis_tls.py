@@ -13,6 +13,7 @@ import pytest
 import redis
 
 from bot.core import store
+from bot.core.audit import audit, audit_entries
 from bot.core.config import Settings
 from bot.core.jobs import SaqJobQueue
 from bot.core.pacing import Budget, make_storage, smooth_per_seconds
@@ -66,8 +67,8 @@ async def test_redis_tls_verify_false_is_used_by_the_store_the_queue_and_the_bud
     await check_redis(config)
     client = store.connect(config)
     try:
-        await store.audit(client, actor="U1", action="test", target="tls", outcome="ok")
-        assert (await store.audit_entries(client))[0]["target"] == "tls"
+        await audit(client, actor="U1", action="test", target="tls", outcome="ok")
+        assert (await audit_entries(client))[0]["target"] == "tls"
     finally:
         await client.aclose()
     queue = SaqJobQueue(tls_redis, **config.redis_options())
