@@ -87,7 +87,7 @@ def serve(port: int | None) -> None:
            else "over HTTP: POST /slack/events")
 
     def announce() -> None:  # once the port is bound (bot.serving)
-        log.info("coursebot %s serving %s %s; /healthz and /metrics on port %s", __version__,
+        log.info("coursebot %s serving %s %s; /metrics and /healthz on port %s", __version__,
                  settings.course_platform.value, how, port)
 
     if settings.socket_mode:

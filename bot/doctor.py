@@ -69,6 +69,7 @@ class Doctor:
             self.report(result)
         identity, result = await self.token()
         self.report(result)
+        self.report(await self.connection())
         if identity is None:
             for check in ("slack scopes", "approvals channel", "digest channel", "managers"):
                 self.report(skip(check, "not checked: needs a valid bot token (see above)"))
@@ -129,7 +130,9 @@ class Doctor:
     # ---- Slack ------------------------------------------------------------------------
 
     async def token(self) -> tuple[SlackIdentity | None, Result]:
-        if self.settings.slack_bot_token is None:
+        try:
+            self.settings.require("slack_bot_token")
+        except ConfigError:
             return None, fail("slack token", "SLACK_BOT_TOKEN is not set. Copy the Bot User OAuth Token (xoxb-…) "
                                              "from the app's OAuth & Permissions page.")
         try:
@@ -138,6 +141,27 @@ class Doctor:
             return None, fail("slack token", str(exc).removeprefix("configuration error: "))
         return identity, ok("slack token", f"valid: workspace {identity.team}, bot user @{identity.user} "
                                            f"({identity.user_id})")
+
+    async def connection(self) -> Result:
+        """How Slack's requests reach `serve`: Socket Mode (the app-level token opens a connection) or HTTP."""
+        from bot import socket_mode
+
+        if not self.settings.socket_mode:
+            try:
+                self.settings.require("slack_signing_secret")
+            except ConfigError:
+                return fail("slack connection", "SLACK_SIGNING_SECRET is not set: serve needs it to take Slack's "
+                                                "requests over HTTP. Copy it from Basic Information › App "
+                                                "Credentials, or set SLACK_APP_TOKEN to use Socket Mode.")
+            return ok("slack connection", "HTTP: Slack sends requests to POST /slack/events (the request URLs in "
+                                          "the app's settings must reach serve)")
+        assert self.settings.slack_app_token is not None
+        try:
+            await socket_mode.open_url(socket_mode.app_client(self.settings),
+                                       self.settings.slack_app_token.get_secret_value())
+        except ConfigError as exc:
+            return fail("slack connection", str(exc))
+        return ok("slack connection", "Socket Mode: the app-level token opens a connection")
 
     @staticmethod
     def scopes(identity: SlackIdentity) -> Result:

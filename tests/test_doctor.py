@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from bot.slack.scopes import BOT_SCOPES
-from devtools.slack_stub import DEFAULT_SCOPES, SlackWorkspace
+from devtools.slack_stub import APP_TOKEN, DEFAULT_SCOPES, SlackWorkspace
 from tests.conftest import APPROVALS, MANAGER, REDIS_URL, SLACK_TOKEN, Tenant
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,7 +22,8 @@ OWN = ("SLACK_", "COURSEBOT_", "NEXUDUS_", "MELTINGSPOT_", "COURSE_PLATFORM", "R
 def doctor(tenant: Tenant, slack: SlackWorkspace, **overrides: str) -> tuple[int, list[str]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(OWN)}
     env.update({
-        "SLACK_BOT_TOKEN": SLACK_TOKEN, "SLACK_API_URL": slack.base_url + "/api/", "REDIS_URL": REDIS_URL,
+        "SLACK_BOT_TOKEN": SLACK_TOKEN, "SLACK_SIGNING_SECRET": "signing-secret", "SLACK_API_URL": slack.base_url + "/api/",
+        "REDIS_URL": REDIS_URL,
         "COURSE_PLATFORM": "nexudus", "NEXUDUS_BASE_URL": tenant.url, "NEXUDUS_USERNAME": tenant.fake.username,
         "NEXUDUS_PASSWORD": tenant.fake.password, "COURSEBOT_MANAGERS": f"{MANAGER},S0LEADS",
         "COURSEBOT_APPROVALS_CHANNEL": APPROVALS, "COURSEBOT_DIGEST_CHANNEL": DIGEST, **overrides,
@@ -49,6 +50,8 @@ def test_a_healthy_deployment_passes_every_check(nexudus: Tenant, workspace: Sla
         f"ok   redis: reachable and writable at redis://127.0.0.1:{port}",
         "ok   redis eviction: maxmemory-policy is noeviction",
         "ok   slack token: valid: workspace coursebot-dev, bot user @coursebot (U0BOT)",
+        "ok   slack connection: HTTP: Slack sends requests to POST /slack/events (the request URLs in the app's "
+        "settings must reach serve)",
         f"ok   slack scopes: all {len(BOT_SCOPES)} bot scopes of manifest.yml granted",
         f"ok   approvals channel: the bot is a member of #approvals ({APPROVALS})",
         f"ok   digest channel: the bot is a member of #daily-digest ({DIGEST})",
@@ -82,7 +85,7 @@ def test_a_missing_scope_and_a_channel_without_the_bot_fail_with_the_fix(
         "⋮ › Copy member ID) into COURSEBOT_MANAGERS.",
     ]
     assert f"ok   approvals channel: the bot is a member of #approvals ({APPROVALS})" in lines
-    assert len(lines) == 9  # every check still ran
+    assert len(lines) == 10  # every check still ran
 
 
 def test_a_wrong_token_fails_once_and_skips_what_needs_it(nexudus: Tenant, workspace: SlackWorkspace) -> None:
@@ -90,7 +93,8 @@ def test_a_wrong_token_fails_once_and_skips_what_needs_it(nexudus: Tenant, works
     assert code == 1
     assert lines[2].startswith("FAIL slack token: SLACK_BOT_TOKEN was refused by Slack (invalid_auth). Copy the "
                                "Bot User OAuth Token")
-    assert [line.split(":")[0] for line in lines[3:7]] == [
+    assert lines[3].startswith("ok   slack connection: HTTP")
+    assert [line.split(":")[0] for line in lines[4:8]] == [
         "skip slack scopes", "skip approvals channel", "skip digest channel", "skip managers"]
     assert lines[-1].startswith("ok   platform: Nexudus")
 
@@ -123,3 +127,21 @@ def test_the_bot_scopes_doctor_expects_are_those_manifest_yml_asks_for() -> None
     manifest = yaml.safe_load((ROOT / "manifest.yml").read_text())
     assert list(BOT_SCOPES) == manifest["oauth_config"]["scopes"]["bot"]
     assert tuple(BOT_SCOPES) == DEFAULT_SCOPES  # the Slack stand-in grants what a real install would
+
+
+def test_socket_mode_is_checked_with_the_app_level_token(nexudus: Tenant, workspace: SlackWorkspace) -> None:
+    code, lines = doctor(nexudus, workspace, SLACK_APP_TOKEN=APP_TOKEN, SLACK_SIGNING_SECRET="")
+    assert code == 0
+    assert "ok   slack connection: Socket Mode: the app-level token opens a connection" in lines
+    code, lines = doctor(nexudus, workspace, SLACK_APP_TOKEN="xapp-1-A0BOT-1-revoked", SLACK_SIGNING_SECRET="")
+    assert code == 1
+    [line] = [line for line in lines if "slack connection" in line]
+    assert line.startswith("FAIL slack connection: SLACK_APP_TOKEN: Slack refused to open a Socket Mode connection "
+                           "(invalid_auth). Use the app-level token (xapp-…)")
+
+
+def test_http_mode_needs_the_signing_secret(nexudus: Tenant, workspace: SlackWorkspace) -> None:
+    code, lines = doctor(nexudus, workspace, SLACK_SIGNING_SECRET="")
+    assert code == 1
+    assert ("FAIL slack connection: SLACK_SIGNING_SECRET is not set: serve needs it to take Slack's requests over "
+            "HTTP. Copy it from Basic Information › App Credentials, or set SLACK_APP_TOKEN to use Socket Mode.") in lines

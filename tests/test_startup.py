@@ -169,7 +169,8 @@ def test_serve_says_it_is_serving_only_once_the_port_answers(slack: SlackWorkspa
         line = wait_for_line(log, "serving", process)
         response = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=10)  # at once, no retry
         assert response.status_code == 200
-    assert f"coursebot {bot.__version__} serving sandbox on port {port}" in line
+    assert line.endswith(f"coursebot {bot.__version__} serving sandbox over HTTP: POST /slack/events; /metrics and "
+                         f"/healthz on port {port}")
     text = log.read_text()
     assert "Slack: workspace coursebot-dev, bot user @coursebot" in text
     assert text.index("Slack: workspace") < text.index("serving")

@@ -162,7 +162,10 @@ class Settings(BaseSettings):
     def require(self, *names: str) -> None:
         """Stop with a ConfigError if any of these settings is unset."""
         for name in names:
-            if getattr(self, name) in (None, ""):
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):  # an empty variable (SLACK_SIGNING_SECRET=) is not a secret
+                value = value.get_secret_value()
+            if value in (None, ""):
                 raise ConfigError(f"{name.upper()} is required but not set")
 
     def require_platform_choice(self) -> None:
