@@ -22,8 +22,8 @@ OWN = ("SLACK_", "COURSEBOT_", "NEXUDUS_", "MELTINGSPOT_", "COURSE_PLATFORM", "R
 def doctor(tenant: Tenant, slack: SlackWorkspace, **overrides: str) -> tuple[int, list[str]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(OWN)}
     env.update({
-        "SLACK_BOT_TOKEN": SLACK_TOKEN, "SLACK_SIGNING_SECRET": "signing-secret", "SLACK_API_URL": slack.base_url + "/api/",
-        "REDIS_URL": REDIS_URL,
+        "SLACK_BOT_TOKEN": SLACK_TOKEN, "SLACK_SIGNING_SECRET": "signing-secret",
+        "SLACK_API_URL": slack.base_url + "/api/", "REDIS_URL": REDIS_URL,
         "COURSE_PLATFORM": "nexudus", "NEXUDUS_BASE_URL": tenant.url, "NEXUDUS_USERNAME": tenant.fake.username,
         "NEXUDUS_PASSWORD": tenant.fake.password, "COURSEBOT_MANAGERS": f"{MANAGER},S0LEADS",
         "COURSEBOT_APPROVALS_CHANNEL": APPROVALS, "COURSEBOT_DIGEST_CHANNEL": DIGEST, **overrides,
@@ -144,4 +144,5 @@ def test_http_mode_needs_the_signing_secret(nexudus: Tenant, workspace: SlackWor
     code, lines = doctor(nexudus, workspace, SLACK_SIGNING_SECRET="")
     assert code == 1
     assert ("FAIL slack connection: SLACK_SIGNING_SECRET is not set: serve needs it to take Slack's requests over "
-            "HTTP. Copy it from Basic Information › App Credentials, or set SLACK_APP_TOKEN to use Socket Mode.") in lines
+            "HTTP. Copy it from Basic Information › App Credentials, or set SLACK_APP_TOKEN to use Socket "
+            "Mode.") in lines
