@@ -14,10 +14,10 @@ from slack_bolt.async_app import AsyncAck
 
 from bot import render
 from bot.core.audit import audit
-from bot.core.grammar import Invocation, ParseError, parse
+from bot.core.grammar import ALIASES, COMMANDS, Invocation, ParseError, parse
 from bot.platforms.base import PlatformError
 from bot.runtime import Runtime
-from handlers.middleware import Edge, Gate
+from handlers.middleware import Edge, Gate, note
 from handlers.payloads import SlashCommand
 
 log = logging.getLogger(__name__)
@@ -48,8 +48,10 @@ class CourseCommand:
         try:
             inv = parse(cmd.text)
         except ParseError as exc:
+            note(name=exc.spec.name if exc.spec else _command_word(cmd.text), outcome="invalid")
             await ack(**render.parse_error_message(exc).as_kwargs(), response_type="ephemeral")
             return
+        note(name=inv.name)
         await ack()
         ctx = Context(user=cmd.user_id, channel=cmd.channel_id, trigger_id=cmd.trigger_id,
                       response_url=cmd.response_url, team=cmd.team_id)
@@ -62,6 +64,7 @@ class CourseCommand:
         rt = self.rt
         gate = Gate.DECIDERS if inv.spec.deciders else Gate.MANAGERS  # deciders: the decision path checks the course
         if inv.spec.manager_only and not await self.edge.allowed(gate, ctx.user, action=inv.name, target=inv.text):
+            note(outcome="refused")
             return self.edge.refusal(gate)
         if inv.spec.capability and not rt.platform.supports(inv.spec.capability):
             refusal = (inv.spec.unsupported.format(platform=rt.platform.display_name) if inv.spec.unsupported
@@ -79,3 +82,10 @@ class CourseCommand:
                 await audit(rt.redis, actor=ctx.user, action=inv.name, target=inv.text[:200],
                             outcome="platform error", detail=exc.message)
             return render.error_message(exc)
+
+
+def _command_word(text: str) -> str:
+    """The subcommand a malformed command meant, for the metrics (a known name, else "unknown")."""
+    word = (text.split() or [""])[0].lower()
+    word = ALIASES.get(word, word)
+    return word if word in COMMANDS else "unknown"

@@ -14,16 +14,21 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from redis.exceptions import RedisError
 from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
 
 from bot import render
+from bot.core import metrics
 from bot.core.audit import audit
 from bot.runtime import Runtime
 from handlers.payloads import AppHomeOpened, BlockAction, BlockSuggestion, SlashCommand, ViewSubmission
@@ -31,6 +36,45 @@ from handlers.payloads import AppHomeOpened, BlockAction, BlockSuggestion, Slash
 log = logging.getLogger(__name__)
 
 P = TypeVar("P", bound=BaseModel)
+
+
+@dataclass
+class Trace:
+    """What one request was and how it went, for the metrics (a listener may name it better)."""
+
+    name: str
+    outcome: str = "ok"  # ok, refused, invalid, error
+
+
+TRACE: ContextVar[Trace] = ContextVar("trace")
+
+
+def note(*, name: str | None = None, outcome: str | None = None) -> None:
+    """Let the metrics know what this request turned out to be (e.g. the /course subcommand)."""
+    trace = TRACE.get(None)
+    if trace is None:
+        return
+    if name is not None:
+        trace.name = name
+    if outcome is not None:
+        trace.outcome = outcome
+
+
+class TimedAck(AsyncAck):
+    """Bolt's ack, noting how long after the listener started it was called."""
+
+    def __init__(self, inner: AsyncAck) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self.inner = inner
+        self.started = time.monotonic()
+        self.seconds: float | None = None
+
+    async def __call__(self, *args: Any, **kwargs: Any) -> BoltResponse:
+        response = await self.inner(*args, **kwargs)
+        self.response = self.inner.response
+        if self.seconds is None:
+            self.seconds = time.monotonic() - self.started
+        return response
 
 
 class Gate(StrEnum):
@@ -96,9 +140,32 @@ class Edge:
         try:
             await work
         except Exception as exc:
+            note(outcome="error")
             if ack.response is None:
                 await ack()
             await self.fail(exc, what=what, user=user, response_url=response_url)
+
+    def _observed(self, kind: str, name: str, run: Callable[[TimedAck, dict[str, Any]], Awaitable[None]]
+                  ) -> Callable[[AsyncAck, dict[str, Any]], Awaitable[None]]:
+        """Count the request by name and outcome, and time its ack and its answer."""
+
+        async def observed(ack: AsyncAck, body: dict[str, Any]) -> None:
+            timed = TimedAck(ack)
+            trace = Trace(name)
+            token = TRACE.set(trace)
+            try:
+                await run(timed, body)
+            finally:
+                TRACE.reset(token)
+                if kind == "command":
+                    metrics.observe_command(trace.name, trace.outcome, timed.seconds)
+                elif kind == "click":
+                    metrics.observe_click(trace.name, trace.outcome, timed.seconds)
+                elif timed.seconds is not None:
+                    metrics.observe_ack(kind, timed.seconds)
+                metrics.observe_answer(kind, time.monotonic() - timed.started)
+
+        return observed
 
     async def _unhandled(self, error: Exception, body: dict[str, Any]) -> None:
         """Bolt's own error handler: only what failed outside a listener (its middleware) lands here."""
@@ -115,7 +182,7 @@ class Edge:
             await self._guarded(listener(ack, cmd), ack, what=f"{command_id} {cmd.text[:40]!r}", user=cmd.user_id,
                                 response_url=cmd.response_url)
 
-        self.app.command(command_id)(run)
+        self.app.command(command_id)(self._observed("command", command_id, run))
 
     def action(self, action_id: str, listener: Callable[[AsyncAck, BlockAction], Awaitable[None]], *,
                gate: Gate = Gate.ANYONE) -> None:
@@ -124,13 +191,14 @@ class Edge:
             if click is None:
                 return
             if not await self.allowed(gate, click.user_id, action=action_id, target=click.action.value):
+                note(outcome="refused")
                 await ack()
                 await self.rt.replies.private(click.user_id, click.response_url, self.refusal(gate))
                 return
             await self._guarded(listener(ack, click), ack, what=action_id, user=click.user_id,
                                 response_url=click.response_url)
 
-        self.app.action(action_id)(run)
+        self.app.action(action_id)(self._observed("click", action_id, run))
 
     def view(self, view_id: str, listener: Callable[[AsyncAck, ViewSubmission], Awaitable[None]], *,
              gate: Gate = Gate.ANYONE) -> None:
@@ -139,6 +207,7 @@ class Edge:
             if submission is None:
                 return
             if not await self.allowed(gate, submission.user_id, action=view_id, target=submission.view.id):
+                note(outcome="refused")
                 inputs = [str(b.get("block_id")) for b in submission.view.blocks if b.get("type") == "input"]
                 if inputs:  # said in the form itself, which stays open
                     await ack(response_action="errors", errors={inputs[0]: self.refusal_text(gate)})
@@ -149,7 +218,7 @@ class Edge:
             await self._guarded(listener(ack, submission), ack, what=view_id, user=submission.user_id,
                                 response_url="")
 
-        self.app.view(view_id)(run)
+        self.app.view(view_id)(self._observed("view", view_id, run))
 
     def options(self, options_id: str, listener: Callable[[AsyncAck, BlockSuggestion], Awaitable[None]], *,
                 gate: Gate = Gate.ANYONE) -> None:
@@ -162,7 +231,7 @@ class Edge:
                 return
             await self._guarded(listener(ack, suggestion), ack, what=options_id, user="", response_url="")
 
-        self.app.options(options_id)(run)
+        self.app.options(options_id)(self._observed("options", options_id, run))
 
     def home_opened(self, listener: Callable[[AppHomeOpened], Awaitable[None]]) -> None:
         async def run(event: dict[str, Any]) -> None:
@@ -182,6 +251,7 @@ class Edge:
         try:
             return model.model_validate(body)
         except ValidationError as exc:
+            note(outcome="invalid")
             await ack()
             log.warning("ignored a %s request that does not fit (%d problems, first: %s)", what,
                         exc.error_count(), exc.errors()[0].get("loc"))

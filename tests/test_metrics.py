@@ -77,8 +77,6 @@ async def test_metrics_count_platform_requests_throttling_slack_errors_and_jobs(
     assert value(after, "coursebot_queue_depth") == 0
 
 
-@pytest.mark.xfail(strict=True, reason="the Slack edge does not call metrics.observe_command/observe_answer yet "
-                                       "(the lead wires them in handlers/); remove this mark then")
 async def test_metrics_count_commands_by_name_and_outcome_with_latencies(bot: Shell) -> None:
     before = await scrape(bot)
     await bot.command("courses")

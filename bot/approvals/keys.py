@@ -42,3 +42,5 @@ RULE_RETRY = Key("rules:retry:{}", 3600, "request id: NX guard, an auto-approval
                  "again at most once an hour")
 RULE_APPROVED = Key("rules:approved", 15 * DAY, "sorted set of JSON {request, member, course, rule} by time: what "
                     "the auto-approve rules approved (for the digest); entries older than 15 days are dropped")
+CARD_LOCK = Key("lock:card:{}", 10, "request id: one update of its card at a time, so many clicks at once "
+                "update it once")

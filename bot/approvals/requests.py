@@ -7,10 +7,14 @@ card in line with its request.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from redis.exceptions import LockError
+
+from bot.approvals import keys
 from bot.approvals.store import ApprovalRequest, ApprovalStore
 from bot.core.models import Course, Enrolment, Member, Visibility
 from bot.platforms.base import CoursePlatform
@@ -123,7 +127,19 @@ class RequestBook:
         return await self.rebuild(card, await self.platform.get_enrolment(card.enrolment_id))
 
     async def show(self, request: ApprovalRequest, origin: CardRef | None = None) -> None:
-        """Bring the card (and the clicked message, if it is another) in line with the request."""
+        """Bring the card (and the clicked message, if it is another) in line with the request.
+
+        One caller at a time per card: the others, waiting behind it, find the card already right."""
+        lock = self.store.redis.lock(keys.CARD_LOCK(request.id), timeout=keys.CARD_LOCK.ttl, blocking_timeout=5)
+        if not await lock.acquire():
+            return  # someone is updating it right now, to at least what we know
+        try:
+            await self._show(request, origin)
+        finally:
+            with contextlib.suppress(LockError):
+                await lock.release()
+
+    async def _show(self, request: ApprovalRequest, origin: CardRef | None) -> None:
         request = await self.store.get(request.id) or request
         stale = request.card_ts and request.card_shows not in (request.card_signature(), "posting")
         if stale and await self.board.update_card(request):
