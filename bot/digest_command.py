@@ -19,7 +19,14 @@ def digest_text(digest: Digest, *, color: bool = False) -> list[str]:
     """The digest as a terminal shows it (the shell's renderer), and the chart's figures."""
     view = TerminalView(color=color)
     message = render_digest.digest_message(digest)
-    lines = view.blocks(message.blocks, Button({}, None, None, ephemeral=False))
+    pages = message.pages("thread")
+    lines = view.blocks(pages[0]["blocks"], Button({}, None, None, ephemeral=False))
+    for page in pages[1:]:
+        lines.append("")
+        lines.append("In the thread:")
+        lines += view.blocks(page["blocks"], Button({}, None, None, ephemeral=False))
+    for file in message.files:
+        lines.append(f"File in the thread: {file.title} ({file.filename}, {len(file.content.splitlines())} lines)")
     if digest.chart_has_data:
         lines.append("")
         lines.append(f"Chart (posted in the thread): new enrolments / {digest.chart_label} per day")

@@ -91,6 +91,13 @@ RESPONSE_URL_MAX_AGE: Final = 30 * 60.0
 MAX_MESSAGE_BLOCKS: Final = 50
 MAX_VIEW_BLOCKS: Final = 100
 MAX_TEXT_CHARS: Final = 40_000
+MAX_SECTION_TEXT: Final = 3000
+MAX_FIELDS: Final = 10
+MAX_FIELD_TEXT: Final = 2000
+MAX_HEADER_TEXT: Final = 150
+MAX_MESSAGE_BLOCK_CHARS: Final = 12_000
+"""Slack refuses a message whose blocks hold more text than about this (``msg_blocks_too_long``;
+undocumented, figure from Slack maintainers). Counted here as every ``text`` string in the blocks."""
 
 # Params that carry JSON documents; in form bodies they arrive as JSON strings.
 _JSON_PARAMS: Final[dict[str, str]] = {
@@ -235,6 +242,39 @@ def _parse_multipart(body: bytes, content_type: str) -> list[tuple[str | None, s
         data = payload if isinstance(payload, bytes) else b""
         parts.append((name if isinstance(name, str) else None, part.get_filename(), data))
     return parts
+
+
+def blocks_text_chars(node: Any) -> int:
+    """Characters of every ``text`` string in blocks (what the total-size limit counts, here)."""
+    if isinstance(node, dict):
+        return sum(len(v) if k == "text" and isinstance(v, str) else blocks_text_chars(v) for k, v in node.items())
+    if isinstance(node, list):
+        return sum(blocks_text_chars(item) for item in node)
+    return 0
+
+
+def block_problem(blocks: Any, *, maximum: int) -> str | None:
+    """Why Slack would refuse these blocks (count and per-block sizes), or None."""
+    if not isinstance(blocks, list) or not all(isinstance(b, dict) and "type" in b for b in blocks):
+        return "blocks must be a list of objects with a type"
+    if len(blocks) > maximum:
+        return f"no more than {maximum} items allowed [json-pointer:/blocks]"
+    for index, block in enumerate(blocks):
+        text = block.get("text")
+        text = text.get("text") if isinstance(text, dict) else None
+        if block["type"] == "section":
+            if isinstance(text, str) and len(text) > MAX_SECTION_TEXT:
+                return f"must be less than {MAX_SECTION_TEXT + 1} characters [json-pointer:/blocks/{index}/text]"
+            items = block.get("fields") or []
+            if len(items) > MAX_FIELDS or any(len(str(f.get("text", ""))) > MAX_FIELD_TEXT for f in items):
+                return f"fields too long or too many [json-pointer:/blocks/{index}/fields]"
+        elif block["type"] == "header" and isinstance(text, str) and len(text) > MAX_HEADER_TEXT:
+            return f"must be less than {MAX_HEADER_TEXT + 1} characters [json-pointer:/blocks/{index}/text]"
+        elif block["type"] == "context":
+            elements = block.get("elements") or []
+            if len(elements) > 10 or any(len(str(e.get("text", ""))) > MAX_SECTION_TEXT for e in elements):
+                return f"context too long [json-pointer:/blocks/{index}/elements]"
+    return None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -783,13 +823,17 @@ class SlackWorkspace:
         return obj
 
     def _validate_blocks(self, blocks: Any, *, maximum: int, error: str = "invalid_blocks") -> list[JSONDict]:
+        """Slack's limits: `maximum` blocks (50 in a message, 100 in a view), section text 3,000,
+        10 fields of 2,000, header 150; and in a message, about 12,000 characters of text in all
+        (`msg_blocks_too_long`)."""
         if blocks is None:
             return []
-        if not isinstance(blocks, list) or not all(isinstance(b, dict) and "type" in b for b in blocks):
-            raise _ApiError(error)
-        if len(blocks) > maximum:
-            raise _ApiError(error)
-        return blocks
+        problem = block_problem(blocks, maximum=maximum)
+        if problem is not None:
+            raise _ApiError(error, detail=problem)
+        if maximum == MAX_MESSAGE_BLOCKS and blocks_text_chars(blocks) > MAX_MESSAGE_BLOCK_CHARS:
+            raise _ApiError("msg_blocks_too_long")
+        return list(blocks)
 
     def _validate_metadata(self, metadata: Any) -> JSONDict | None:
         if metadata is None:
@@ -1360,6 +1404,16 @@ class SlackWorkspace:
             delete = _truthy(payload.get("delete_original"))
             if not delete and not payload.get("text") and not payload.get("blocks"):
                 return 400, "no_text"
+            blocks = payload.get("blocks")
+            if isinstance(blocks, str):
+                try:
+                    blocks = json.loads(blocks)
+                except ValueError:
+                    return 400, "invalid_blocks"
+            if blocks is not None and block_problem(blocks, maximum=MAX_MESSAGE_BLOCKS) is not None:
+                return 400, "invalid_blocks"
+            if blocks is not None and blocks_text_chars(blocks) > MAX_MESSAGE_BLOCK_CHARS:
+                return 400, "msg_blocks_too_long"
             info["uses"] += 1
             record = {"url_id": url_id, **copy.deepcopy(payload)}
             self._responses.append(record)

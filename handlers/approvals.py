@@ -31,7 +31,8 @@ log = logging.getLogger(__name__)
 VIA = {"card": Via.CARD, "list": Via.LIST, "home": Via.HOME}
 
 
-async def pending_list(rt: Runtime, user: str, course_id: str | None, *, note: str = "") -> render.Message:
+async def pending_list(rt: Runtime, user: str, course_id: str | None, *, note: render.Mrkdwn = render.EMPTY,
+                       with_rest: bool = True) -> render.Message:
     """The waiting requests this person may decide: all for a manager, their courses' for an approver."""
     requests = await rt.approvals.waiting(course_id)
     courses = await rt.permissions.decidable_courses(user)
@@ -44,20 +45,20 @@ async def pending_list(rt: Runtime, user: str, course_id: str | None, *, note: s
     batch_id = await rt.approvals.store.save_batch([r.id for r in requests]) if len(requests) > 1 else None
     return cards.pending_message(requests, course=course, batch_id=batch_id, platform=rt.platform.display_name,
                                  last_synced=await rt.approvals.store.last_synced(), now=time.time(), note=note,
-                                 course_id=course_id)
+                                 course_id=course_id, with_rest=with_rest)
 
 
 async def pending(rt: Runtime, inv: Invocation, ctx: Context) -> render.Message:
     """`/course pending [course]`."""
     course_id = (await rt.enrolments.resolve.course(inv.course)).id if inv.course else None
     last = await rt.approvals.store.last_synced()
-    note = ""
+    note = render.EMPTY
     if last is None or time.time() - last > 3 * rt.settings.coursebot_sync_seconds:
         # No worker seems to be syncing (or this is the shell): read the platform now.
         try:
             await rt.approvals.sync()
         except PlatformError as exc:
-            note = f":warning: {render.esc(exc.message)} This is what was known before."
+            note = render.md(":warning: {} This is what was known before.", render.sentence(exc.message))
     return await pending_list(rt, ctx.user, course_id, note=note)
 
 
@@ -74,8 +75,8 @@ class ApprovalListeners:
         button = RequestButton.read(click.action.value)
         request = await self.rt.approvals.store.get(button.r)
         if request is not None and request.state.open and not request.failed_action:
-            await self.rt.replies.private(click.user_id, click.response_url, render.simple(
-                "Nothing to retry: the request is waiting; use Approve or Block."))
+            await self.rt.replies.private(click.user_id, click.response_url, render.simple(render.md(
+                "Nothing to retry: the request is waiting; use Approve or Block.")))
             return
         failed = request.failed_action if request is not None else ""
         action = Action.BLOCK if failed == Action.BLOCK.value else Action.APPROVE
@@ -102,8 +103,8 @@ class ApprovalListeners:
             await self.rt.slack.views_open(trigger_id=click.trigger_id, view=cards.block_dialog(request, dialog))
         except SlackApiError as exc:
             log.warning("could not open the Block dialog (%s)", exc.response.get("error"))
-            await self.rt.replies.private(click.user_id, click.response_url, render.simple(
-                ":warning: Slack did not open the Block dialog in time; nothing was changed. Press Block again."))
+            await self.rt.replies.private(click.user_id, click.response_url, render.simple(render.md(
+                ":warning: Slack did not open the Block dialog in time; nothing was changed. Press Block again.")))
 
     async def block_confirmed(self, ack: AsyncAck, submission: ViewSubmission) -> None:
         await ack()
@@ -120,8 +121,8 @@ class ApprovalListeners:
         rt = self.rt
         ids = await rt.approvals.store.take_batch(click.action.value)
         if ids is None:
-            await rt.replies.private(click.user_id, click.response_url, render.simple(
-                "This list was already used or is out of date; nothing was changed. Run `/course pending` again."))
+            await rt.replies.private(click.user_id, click.response_url, render.simple(render.md(
+                "This list was already used or is out of date; nothing was changed. Run `/course pending` again.")))
             return
         await rt.jobs.enqueue(APPROVE_ALL, key=f"approve-all:{click.action.value}", actor=click.user_id,
                               request_ids=ids, response_url=click.response_url)
@@ -152,9 +153,9 @@ class ApprovalListeners:
         if surface == "list" and result.outcome in (Outcome.DONE, Outcome.ALREADY) and result.request:
             note = cards.outcome_line(result.request, platform)
             if result.outcome is Outcome.ALREADY:
-                note = "Nothing to change: " + note
-            await rt.replies.private(user, response_url,
-                                     await pending_list(rt, user, list_course or None, note=note), replace=True)
+                note = render.md("Nothing to change: {}", note)
+            redrawn = await pending_list(rt, user, list_course or None, note=note, with_rest=False)
+            await rt.replies.private(user, response_url, redrawn, replace=True)
             return
         if result.outcome is Outcome.DONE and surface in ("card", "home"):
             return  # the card (or Home) now shows it, to everyone

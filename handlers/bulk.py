@@ -69,7 +69,7 @@ async def invite(rt: Runtime, inv: Invocation, ctx: Context) -> render.Message |
         return await plan_and_start(rt, ctx.user, "invite", inv.course, inv.targets, params=params)
     course_id = (await rt.enrolments.resolve.course(inv.course)).id if inv.course else None  # unknown: said now
     if not ctx.trigger_id:
-        return render.simple(f"Usage: `/course {render.esc(inv.spec.usage)}`")
+        return render.simple(render.md("Usage: {}", render.code(f"/course {inv.spec.usage}")))
     opened = await rt.slack.views_open(trigger_id=ctx.trigger_id, view=bulk_render.loading_modal(ctx.channel))
     courses = await rt.platform.list_courses()
     box = rt.platform.invitation_email if send_email is None else send_email
@@ -152,7 +152,7 @@ class BulkListeners:
             return
         if record.status.finished and record.confirmed_by:
             await rt.replies.private(click.user_id, click.response_url,
-                                     render.simple("That job has already finished; nothing was changed."))
+                                     render.simple(render.md("That job has already finished; nothing was changed.")))
             return
         if record.confirmed_by:  # someone started it first: it is running, and now cancelling
             note = "It had already started; it stops now and the report says who was done."
@@ -171,7 +171,7 @@ class BulkListeners:
             return
         if record.status.finished:
             await rt.replies.private(click.user_id, click.response_url,
-                                     render.simple("That job has already finished; nothing was changed."))
+                                     render.simple(render.md("That job has already finished; nothing was changed.")))
             return
         snapshot = await rt.bulk.snapshot(click.action.value)
         if snapshot is not None:

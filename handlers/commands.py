@@ -69,11 +69,11 @@ class CourseCommand:
         if inv.spec.capability and not rt.platform.supports(inv.spec.capability):
             refusal = (inv.spec.unsupported.format(platform=rt.platform.display_name) if inv.spec.unsupported
                        else rt.platform.unsupported(inv.spec.capability.what).message)
-            return render.simple(f":information_source: {render.esc(refusal)}")
+            return render.simple(render.md(":information_source: {}", render.sentence(refusal)))
         runner = self.runners.get(inv.name)
         if runner is None:
-            return render.simple(f":information_source: `/course {render.esc(inv.name)}` is not available in "
-                                 "this version.")
+            return render.simple(render.md(":information_source: {} is not available in this version.",
+                                           render.code(f"/course {inv.name}")))
         try:
             return await runner(rt, inv, ctx)
         except render.EXPECTED_ERRORS as exc:

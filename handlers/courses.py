@@ -58,8 +58,8 @@ async def new(rt: Runtime, inv: Invocation, ctx: Context) -> render.Message | No
     try:
         opened = await rt.slack.views_open(trigger_id=ctx.trigger_id, view=view.loading_modal(metadata))
     except SlackApiError as exc:
-        return render.simple(f":warning: Slack did not open the form ({render.esc(exc.response.get('error'))}). "
-                             "Try `/course new` again.")
+        return render.simple(render.md(":warning: Slack did not open the form ({}). Try `/course new` again.",
+                                       render.code(str(exc.response.get("error")))))
     view_id = str(opened["view"]["id"])
     try:
         choices = await courses(rt).form_choices()
@@ -112,14 +112,18 @@ def inline_errors(errors: dict[str, str], blocks: list[dict[str, Any]]) -> dict[
 
 async def announce(rt: Runtime, user: str, channel: str, message: render.Message) -> None:
     """Tell only `user`: in the channel where they typed the command, or else by direct message."""
+    pages = message.pages("below")
     if channel:
         try:
-            await rt.slack.chat_postEphemeral(channel=channel, user=user, **message.as_kwargs())
+            while pages:
+                await rt.slack.chat_postEphemeral(channel=channel, user=user, **pages[0])
+                pages.pop(0)
             return
         except SlackApiError as exc:
             log.info("could not answer %s in %s (%s); sending a direct message", user, channel,
                      exc.response.get("error"))
-    await rt.slack.chat_postMessage(channel=user, **message.as_kwargs())
+    for page in pages:
+        await rt.slack.chat_postMessage(channel=user, **page)
 
 
 async def _submitted(rt: Runtime, ack: AsyncAck, submission: ViewSubmission) -> None:
@@ -273,8 +277,8 @@ async def _offer(rt: Runtime, click: BlockAction, *, enrol: bool) -> None:
     try:
         offer = OfferValue.model_validate_json(click.action.value)
     except ValidationError:
-        await rt.replies.private(user, click.response_url,
-                                 render.simple(":warning: That button is out of date; run the command again."))
+        stale = render.md(":warning: That button is out of date; run the command again.")
+        await rt.replies.private(user, click.response_url, render.simple(stale))
         return
     member = Ref(RefKind.ID, offer.member)
 

@@ -37,7 +37,7 @@ async def preview(rt: Runtime, inv: Invocation, ctx: Context) -> render.Message:
     """`/course digest`."""
     channel = rt.settings.coursebot_digest_channel
     digest = await service(rt).build(utcnow(), channel=channel)
-    return render_digest.digest_message(digest, preview=True, channel=channel, schedule=schedule(rt))
+    return render_digest.digest_message(digest, preview=True, channel_id=channel, schedule=schedule(rt))
 
 
 class DigestListeners:
@@ -50,7 +50,7 @@ class DigestListeners:
         button = render_digest.DigestButton.read(click.action.value)
         if button is None:
             await rt.replies.private(click.user_id, click.response_url,
-                                     render.simple(":warning: That button is out of date."))
+                                     render.simple(render.md(":warning: That button is out of date.")))
             return
         action = ACTIONS[ActionId(click.action.action_id)]
         request_id = await rt.approvals.store.request_of(button.e)
@@ -68,7 +68,8 @@ class DigestListeners:
 
     def _reply(self, result: DecisionResult, user: str) -> render.Message:
         if result.request is not None:
-            return cards.decision_reply(result, platform=self.rt.platform.display_name) or render.simple("Done.")
+            reply = cards.decision_reply(result, platform=self.rt.platform.display_name)
+            return reply or render.simple(render.md("Done."))
         return enrolment_render.change_message(result, actor=user)
 
     def _outcome_block(self, result: DecisionResult) -> render.Block | None:
@@ -76,7 +77,7 @@ class DigestListeners:
         if result.outcome not in (Outcome.DONE, Outcome.ALREADY):
             return None
         if request is not None and not request.state.open:  # the same line as the card's
-            return render.context(cards.outcome_line(request, self.rt.platform.display_name))
+            return render.context(cards.outcome_line(request, self.rt.platform.display_name, cards.LIST_NAME))
         if result.outcome is Outcome.DONE and result.record is not None:
             return render_digest.decided_block(result.action.value, result.record.actor, result.record.at)
         if result.enrolment is not None:

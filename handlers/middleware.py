@@ -86,12 +86,12 @@ class Gate(StrEnum):
 def failure_message(exc: BaseException) -> render.Message:
     """What the person who asked reads when their request failed; one mapping for every surface."""
     if isinstance(exc, RedisError):
-        return render.simple(":x: The bot's store (Redis) did not answer, so nothing was changed. Try again in a "
-                             "minute; if it lasts, ask an admin to run `coursebot doctor`.")
+        return render.simple(render.md(":x: The bot's store (Redis) did not answer, so nothing was changed. Try again "
+                                       "in a minute; if it lasts, ask an admin to run `coursebot doctor`."))
     if isinstance(exc, SlackApiError):
-        error = render.esc(exc.response.get("error") or "error")
-        return render.simple(f":x: Slack refused one of my calls (`{error}`), so I could not finish. "
-                             "Try again in a moment.")
+        error = str(exc.response.get("error") or "error")
+        return render.simple(render.md(":x: Slack refused one of my calls ({}), so I could not finish. "
+                                       "Try again in a moment.", render.code(error)))
     if isinstance(exc, Exception):
         return render.error_message(exc)
     return render.internal_error_message()

@@ -269,8 +269,9 @@ def test_five_hundred_of_everything_stays_within_block_kit_limits() -> None:
             assert len(element.get("text", "") if isinstance(element.get("text"), str) else "") <= SECTION_MAX
     raw = json.dumps(message.blocks)
     assert "<b>" not in raw
-    assert "more: see them all with `/course pending`" in raw
-    assert "more courses." in raw and "more finished a course." in raw
+    assert "more (all in the thread): see them all with `/course pending`" in raw
+    assert "more courses (all in the thread)." in raw and "more finished a course (all in the thread)." in raw
+    assert message.files and message.files[0].filename == "coursebot-digest-2024-05-14.csv"
     assert sum(1 for b in message.blocks if b["type"] == "actions") == 5
 
 

@@ -17,18 +17,31 @@ from bot.approvals.rules import rule_of_actor
 from bot.approvals.service import BatchReport
 from bot.approvals.store import ApprovalRequest, Decision, RequestState
 from bot.render import (
-    VISIBILITY_ICON,
+    EMPTY,
     Block,
     Message,
+    Mrkdwn,
+    actions,
+    button,
+    confirm,
     context,
     divider,
-    esc,
+    email,
     fields,
     header,
+    home,
+    icon,
+    input_block,
+    join,
+    md,
     mention,
+    modal,
+    name,
     section,
     sections_of_lines,
+    sentence,
     simple,
+    usergroup,
     when,
 )
 from bot.render.ids import ActionId, ViewId
@@ -52,49 +65,53 @@ OUTCOME_ICON = {
 }
 
 
-def _who(request: ApprovalRequest) -> str:
-    email = f" ({esc(request.member_email)})" if request.member_email else ""
-    return f"*{esc(request.member_label)}*{email}"
+CARD_NAME = 150  # a name or title on a card
+LIST_NAME = 80  # the same in a list
 
 
-def _course(request: ApprovalRequest) -> str:
-    title = request.course_title or f"course {request.course_id}"
-    return f"{VISIBILITY_ICON[request.course_visibility]} *{esc(title)}*"
+def _who(request: ApprovalRequest, limit: int = LIST_NAME) -> Mrkdwn:
+    if request.member_email:
+        return md("*{}* ({})", name(request.member_label, limit), email(request.member_email))
+    return md("*{}*", name(request.member_label, limit))
 
 
-def _plain_course(request: ApprovalRequest) -> str:
+def _title(request: ApprovalRequest) -> str:
     return request.course_title or f"course {request.course_id}"
 
 
-def _person_or_group(entry: str) -> str:
+def _course(request: ApprovalRequest, limit: int = LIST_NAME) -> Mrkdwn:
+    return md("{} *{}*", icon(request.course_visibility), name(_title(request), limit))
+
+
+def _person_or_group(entry: str) -> Mrkdwn:
     """A mention built from an id: a user, or a user group (`<!subteam^S…>`)."""
     if entry.startswith("S") and entry[1:].isalnum() and entry.isupper():
-        return f"<!subteam^{entry}>"
+        return usergroup(entry)
     return mention(entry)
 
 
-def decider(actor: str) -> str:
-    """Who decided, for a card: a mention, or the auto-approve rule (escaped)."""
+def decider(actor: str) -> Mrkdwn:
+    """Who decided, for a card: a mention, or the auto-approve rule."""
     rule = rule_of_actor(actor)
-    return f"the rule _{esc(rule.label)}_" if rule is not None else mention(actor)
+    return md("the rule _{}_", rule.label) if rule is not None else mention(actor)
 
 
-def _expected(request: ApprovalRequest) -> str:
+def _expected(request: ApprovalRequest) -> Mrkdwn:
     """Who is expected to decide, and how many approvals it needs, on a waiting card."""
     parts = []
     if request.approvers:
-        names = ", ".join(_person_or_group(a) for a in request.approvers)
-        parts.append(f":busts_in_silhouette: Decided by {names} (or a manager)")
+        names = join(_person_or_group(a) for a in request.approvers)
+        parts.append(md(":busts_in_silhouette: Decided by {} (or a manager)", names))
     if request.quorum > 1 or request.approvals:
         given = len(request.approvals)
-        who = f": {', '.join(mention(u) for u in request.approvals)}" if request.approvals else ""
+        who = md(": {}", join(mention(u) for u in request.approvals)) if request.approvals else EMPTY
         if given >= request.quorum:
-            parts.append(f":ballot_box_with_check: {given} of {request.quorum} approvals given{who}; the next "
-                         "Approve completes it")
+            parts.append(md(":ballot_box_with_check: {} of {} approvals given{}; the next Approve completes it",
+                            given, request.quorum, who))
         else:
-            parts.append(f":ballot_box_with_check: Needs {request.quorum} approvals from different people: "
-                         f"{given} of {request.quorum} so far{who}")
-    return " · ".join(parts)
+            parts.append(md(":ballot_box_with_check: Needs {} approvals from different people: {} of {} so far{}",
+                            request.quorum, given, request.quorum, who))
+    return join(parts, " · ")
 
 
 class RequestButton(BaseModel):
@@ -121,17 +138,14 @@ class RequestButton(BaseModel):
 def _buttons(request: ApprovalRequest, *, block_id: str | None = None, retry: bool = False,
              list_course: str | None = None) -> Block:
     value = RequestButton(r=request.id, k=list_course).dump()
-    approve: Block = {"type": "button", "action_id": APPROVE, "value": value, "style": "primary",
-                      "text": {"type": "plain_text", "text": "Approve"}}
-    block: Block = {"type": "button", "action_id": BLOCK, "value": value, "style": "danger",
-                    "text": {"type": "plain_text", "text": "Block…"}}
+    approve = button("Approve", APPROVE, value, style="primary")
+    block = button("Block…", BLOCK, value, style="danger")
     elements = [approve, block]
     if retry and request.failed_action:
-        again: Block = {"type": "button", "action_id": RETRY, "value": value, "style": "primary",
-                        "text": {"type": "plain_text", "text": f"Retry {request.failed_action}"}}
+        again = button(f"Retry {request.failed_action}", RETRY, value, style="primary")
         other = block if request.failed_action == Decision.APPROVE.value else approve
         elements = [again, {k: v for k, v in other.items() if k != "style"}]
-    return {"type": "actions", "block_id": block_id or f"approval:{request.id}", "elements": elements}
+    return actions(block_id or f"approval:{request.id}", elements)
 
 
 def card_metadata(request: ApprovalRequest) -> dict[str, Any]:
@@ -142,76 +156,79 @@ def card_metadata(request: ApprovalRequest) -> dict[str, Any]:
 
 
 def _details(request: ApprovalRequest) -> Block:
-    pairs = [("Email", esc(request.member_email) or "not known"),
-             ("Course", f"{request.course_visibility.value} · id {esc(request.course_id)}")]
+    pairs = [("Email", email(request.member_email) if request.member_email else md("not known")),
+             ("Course", md("{} · id {}", request.course_visibility.value, request.course_id))]
     if request.member_company:
-        pairs.append(("Company", esc(request.member_company)))
+        pairs.append(("Company", name(request.member_company, CARD_NAME)))
     if request.member_teams:
-        pairs.append(("Teams", esc(", ".join(request.member_teams))))
+        pairs.append(("Teams", join(name(team, LIST_NAME) for team in request.member_teams)))
     pairs.append(("Asked", when(request.waiting_since)))
     return fields(pairs)
 
 
-def outcome_line(request: ApprovalRequest, platform: str) -> str:
+def outcome_line(request: ApprovalRequest, platform: str, limit: int = CARD_NAME) -> Mrkdwn:
     """What happened to a request, in one line, naming who decided and when."""
-    who, course = f"*{esc(request.member_label)}*", _course(request)
-    icon = OUTCOME_ICON[request.state]
+    who, course = md("*{}*", name(request.member_label, limit)), _course(request, limit)
+    icon_ = md(OUTCOME_ICON[request.state])
     at = when(request.decided_at)
     if request.state is RequestState.GONE:
-        return f"{icon} {who}'s enrolment in {course} no longer exists on {esc(platform)}: nothing to decide."
+        return md("{} {}'s enrolment in {} no longer exists on {}: nothing to decide.", icon_, who, course, platform)
     verb = "approved for" if request.state is RequestState.APPROVED else "blocked from"
     if request.decided_by:
         by = decider(request.decided_by)
         if request.state is RequestState.APPROVED and request.quorum > 1 and request.approvals:
             people = list(dict.fromkeys([*request.approvals, request.decided_by]))
-            by = ", ".join(mention(u) for u in people[:-1]) + f" and {mention(people[-1])}"
-        return f"{icon} {who} was {verb} {course} by {by} · {at}"
-    return f"{icon} {who} was {verb} {course} outside Slack (in {esc(platform)}) · seen {at}"
+            by = md("{} and {}", join(mention(u) for u in people[:-1]), mention(people[-1]))
+        return md("{} {} was {} {} by {} · {}", icon_, who, verb, course, by, at)
+    return md("{} {} was {} {} outside Slack (in {}) · seen {}", icon_, who, verb, course, platform, at)
 
 
 def card_message(request: ApprovalRequest, *, platform: str) -> Message:
     """The card in the approvals channel: the request with buttons, or its outcome with none."""
     if request.state.open:
-        text = f":inbox_tray: *{esc(request.member_label)}* asks to join {_course(request)}"
+        text = md(":inbox_tray: *{}* asks to join {}", name(request.member_label, CARD_NAME),
+                  _course(request, CARD_NAME))
         blocks = [section(text), _details(request)]
         expected = _expected(request)
         if expected:
             blocks.append(context(expected))
         if request.error:
-            blocks.append(context(f":x: {esc(platform)} did not take the {esc(request.failed_action)}: "
-                                  f"{esc(request.error)} Nothing was changed; press Retry."))
+            blocks.append(context(md(":x: {} did not take the {}: {} Nothing was changed; press Retry.",
+                                     platform, request.failed_action, sentence(request.error))))
         blocks.append(_buttons(request, retry=bool(request.error)))
-        fallback = f"{request.member_label} asks to join {_plain_course(request)}"
-        return Message(text=esc(fallback), blocks=blocks)
+        fallback = md("{} asks to join {}", name(request.member_label, CARD_NAME), name(_title(request), CARD_NAME))
+        return Message(text=fallback, blocks=blocks)
     blocks = [section(outcome_line(request, platform))]
     if request.reason:
-        blocks.append(section(f"*Reason:* {esc(request.reason)}"))
-    detail = [esc(request.member_email)] if request.member_email else []
+        blocks.append(section(md("*Reason:* {}", request.reason)))
+    detail = [email(request.member_email)] if request.member_email else []
     if request.member_company:
-        detail.append(esc(request.member_company))
-    detail.append(f"asked {when(request.waiting_since)}")
-    blocks.append(context(" · ".join(detail)))
-    fallback = f"{request.member_label}: {request.state.value} ({_plain_course(request)})"
-    return Message(text=esc(fallback), blocks=blocks)
+        detail.append(name(request.member_company, CARD_NAME))
+    detail.append(md("asked {}", when(request.waiting_since)))
+    blocks.append(context(join(detail, " · ")))
+    fallback = md("{}: {} ({})", name(request.member_label, CARD_NAME), request.state.value,
+                  name(_title(request), CARD_NAME))
+    return Message(text=fallback, blocks=blocks)
 
 
 def reminder_message(request: ApprovalRequest, waited: timedelta) -> Message:
     days, hours = int(waited.total_seconds() // 86400), int(waited.total_seconds() // 3600)
     span = f"{days} day{'s' if days != 1 else ''}" if days >= 1 else f"{hours} hour{'s' if hours != 1 else ''}"
-    return simple(f":alarm_clock: {esc(request.member_label)} has been waiting for {span}. "
-                  "Approve or block the request above.")
+    return simple(md(":alarm_clock: {} has been waiting for {}. Approve or block the request above.",
+                     name(request.member_label, CARD_NAME), span))
 
 
 def member_message(request: ApprovalRequest) -> Message:
-    course = f"*{esc(_plain_course(request))}*"
+    course = md("*{}*", name(_title(request), CARD_NAME))
     if request.state is RequestState.APPROVED:
-        text = f":white_check_mark: Your enrolment in {course} was approved. You can start the course now."
+        text = md(":white_check_mark: Your enrolment in {} was approved. You can start the course now.", course)
     else:
-        text = f":no_entry: Your request to join {course} was not accepted."
+        text = md(":no_entry: Your request to join {} was not accepted.", course)
     blocks = [section(text)]
     if request.reason:
-        blocks.append(section(f"*Reason:* {esc(request.reason)}"))
-    return Message(text=esc(f"Your enrolment in {_plain_course(request)}: {request.state.value}"), blocks=blocks)
+        blocks.append(section(md("*Reason:* {}", request.reason)))
+    return Message(text=md("Your enrolment in {}: {}", name(_title(request), CARD_NAME), request.state.value),
+                   blocks=blocks)
 
 
 class BlockDialog(BaseModel):
@@ -234,22 +251,13 @@ class BlockDialog(BaseModel):
 
 def block_dialog(request: ApprovalRequest, metadata: BlockDialog) -> dict[str, Any]:
     """The Block confirmation: a small modal with an optional reason."""
-    return {
-        "type": "modal",
-        "callback_id": BLOCK_VIEW,
-        "private_metadata": metadata.model_dump_json(exclude_none=True)[:3000],
-        "title": {"type": "plain_text", "text": "Block this request?"},
-        "submit": {"type": "plain_text", "text": "Block"},
-        "close": {"type": "plain_text", "text": "Cancel"},
-        "blocks": [
-            section(f"{_who(request)} will not get access to {_course(request)}. If their email is in Slack, "
-                    "they are told by direct message, with your reason."),
-            {"type": "input", "block_id": REASON_BLOCK, "optional": True,
-             "label": {"type": "plain_text", "text": "Reason (optional, shown on the card and to them)"},
-             "element": {"type": "plain_text_input", "action_id": REASON_BLOCK, "multiline": True,
-                         "max_length": 500}},
-        ],
-    }
+    return modal(BLOCK_VIEW, "Block this request?", [
+        section(md("{} will not get access to {}. If their email is in Slack, they are told by direct message, "
+                   "with your reason.", _who(request, CARD_NAME), _course(request, CARD_NAME))),
+        input_block(REASON_BLOCK, "Reason (optional, shown on the card and to them)",
+                    {"type": "plain_text_input", "action_id": REASON_BLOCK, "multiline": True, "max_length": 500},
+                    optional=True),
+    ], submit="Block", close="Cancel", private_metadata=metadata.model_dump_json(exclude_none=True))
 
 
 # ---- replies to the person who clicked ---------------------------------------------------
@@ -258,144 +266,153 @@ def decision_reply(result: DecisionResult, *, platform: str) -> Message | None:
     """The private answer to a click; None when the updated card says it all."""
     request = result.request
     if result.outcome is Outcome.NOT_ALLOWED:
-        return simple(f":no_entry_sign: {esc(result.message)}")
+        return simple(md(":no_entry_sign: {}", sentence(result.message)))
     if result.outcome is Outcome.MISSING or request is None:
-        return simple(":grey_question: I no longer know this request (it may have been cleared). "
-                      "`/course pending` shows what is waiting now; nothing was changed.")
+        return simple(md(":grey_question: I no longer know this request (it may have been cleared). "
+                         "`/course pending` shows what is waiting now; nothing was changed."))
     if result.outcome is Outcome.OWN:
-        return simple(":no_entry_sign: That is your own enrolment: another manager or approver has to decide it. "
-                      "Nothing was changed.")
+        return simple(md(":no_entry_sign: That is your own enrolment: another manager or approver has to decide it. "
+                         "Nothing was changed."))
     if result.outcome is Outcome.COUNTED:
-        given = ", ".join(mention(u) for u in result.approvals)
-        return simple(f":ballot_box_with_check: Your approval is counted: {len(result.approvals)} of "
-                      f"{result.quorum} ({given}). {esc(request.member_label)} is approved when the last one lands.")
+        given = join(mention(u) for u in result.approvals)
+        return simple(md(":ballot_box_with_check: Your approval is counted: {} of {} ({}). {} is approved when the "
+                         "last one lands.", len(result.approvals), result.quorum, given,
+                         name(request.member_label, CARD_NAME)))
     if result.outcome is Outcome.BUSY:
-        who = mention(result.holder.actor) if result.holder and result.holder.actor else "Someone"
-        return simple(f":hourglass_flowing_sand: {who} is deciding this request right now; nothing else was "
-                      "changed.")
+        who = mention(result.holder.actor) if result.holder and result.holder.actor else md("Someone")
+        return simple(md(":hourglass_flowing_sand: {} is deciding this request right now; nothing else was "
+                         "changed.", who))
     if result.outcome is Outcome.ALREADY:
-        return simple(f"Nothing to change: {outcome_line(request, platform)}")
+        return simple(md("Nothing to change: {}", outcome_line(request, platform)))
     if result.outcome is Outcome.FAILED:
-        return simple(f":x: {esc(platform)} did not take it: {esc(result.message)} Nothing was changed; "
-                      "try again shortly.")
+        return simple(md(":x: {} did not take it: {} Nothing was changed; try again shortly.", platform,
+                         sentence(result.message)))
     return simple(outcome_line(request, platform))
 
 
 def batch_started(count: int, per_second: float | None, platform: str) -> Message:
-    pace = ""
+    pace = EMPTY
     if per_second and count > 1:
         seconds = int(count / per_second)
-        pace = f" within {esc(platform)}'s write budget (about {seconds} s)"
-    return simple(f":hourglass_flowing_sand: Approving {count} request{'s' if count != 1 else ''}, one at a "
-                  f"time{pace}. Each card updates as it is decided; I'll tell you when it is done.")
+        pace = md(" within {}'s write budget (about {} s)", platform, seconds)
+    return simple(md(":hourglass_flowing_sand: Approving {} request{}, one at a time{}. Each card updates as it is "
+                     "decided; I'll tell you when it is done.", count, "s" if count != 1 else "", pace))
 
 
 def batch_report(report: BatchReport, *, platform: str) -> Message:
-    lines = [f":white_check_mark: Approved {len(report.approved)}."]
+    """Approve all's result; every skipped or failed request has its line (a long report goes on below)."""
+    items = [md(":white_check_mark: Approved {}.", len(report.approved))]
     if report.already:
-        lines.append(f"{len(report.already)} had already been decided (their cards say how).")
+        items.append(md("{} had already been decided (their cards say how).", len(report.already)))
     for request, why in report.skipped:
-        lines.append(f"Skipped {esc(request.member_label) if request else 'one request'}: {esc(why)}")
+        who = name(request.member_label) if request else md("one request")
+        items.append(md("Skipped {}: {}", who, sentence(why)))
     for request, why in report.failed:
-        name = esc(request.member_label) if request else "one request"
-        lines.append(f":x: {name}: {esc(why)} (its card offers Retry)")
-    return Message(text=esc(f"Approve all: {len(report.approved)} approved"), blocks=sections_of_lines(lines))
+        who = name(request.member_label) if request else md("one request")
+        items.append(md(":x: {}: {} (its card offers Retry)", who, sentence(why)))
+    return Message(text=md("Approve all: {} approved", len(report.approved)), blocks=sections_of_lines(items),
+                   noun="requests")
 
 
 # ---- lists: /course pending and App Home ---------------------------------------------------
 
-def _row(request: ApprovalRequest) -> str:
-    company = f" · {esc(request.member_company)}" if request.member_company else ""
-    return f"{_who(request)}{company}\n{_course(request)} · asked {when(request.waiting_since)}"
+def _row(request: ApprovalRequest) -> Mrkdwn:
+    company = md(" · {}", name(request.member_company)) if request.member_company else EMPTY
+    return md("{}{}\n{} · asked {}", _who(request), company, _course(request), when(request.waiting_since))
 
 
-def _quorum_note(request: ApprovalRequest) -> str:
+def _line(request: ApprovalRequest) -> Mrkdwn:
+    """A request in one line, for the part of a list past its buttons."""
+    return md("• {} → {} · asked {}", _who(request), _course(request), when(request.waiting_since))
+
+
+def _quorum_note(request: ApprovalRequest) -> Mrkdwn:
     if request.quorum <= 1:
-        return ""
-    return f" · {len(request.approvals)} of {request.quorum} approvals"
+        return EMPTY
+    return md(" · {} of {} approvals", len(request.approvals), request.quorum)
 
 
 def _approve_all(count: int, batch_id: str, platform: str) -> Block:
     noun = "request" if count == 1 else "requests"
-    return {
-        "type": "actions", "block_id": "approval-all",
-        "elements": [{
-            "type": "button", "action_id": APPROVE_ALL, "value": batch_id, "style": "primary",
-            "text": {"type": "plain_text", "text": f"Approve all {count}"},
-            "confirm": {
-                "title": {"type": "plain_text", "text": f"Approve all {count}?"},
-                "text": {"type": "plain_text",
-                         "text": f"This approves {count} waiting {noun} on {platform}, one at a time, and tells "
-                                 "each member."[:300]},
-                "confirm": {"type": "plain_text", "text": f"Approve {count}"},
-                "deny": {"type": "plain_text", "text": "Cancel"},
-            },
-        }],
-    }
+    dialog = confirm(f"Approve all {count}?", f"This approves {count} waiting {noun} on {platform}, one at a time, "
+                     "and tells each member.", f"Approve {count}")
+    return actions("approval-all", [button(f"Approve all {count}", APPROVE_ALL, batch_id, style="primary",
+                                           confirmation=dialog)])
 
 
-def _synced_note(last_synced: float | None, platform: str, now: float) -> str:
+def _synced_note(last_synced: float | None, platform: str, now: float) -> Mrkdwn:
     if last_synced is None:
-        return (f"The approval sync has not read {esc(platform)} yet: is `coursebot worker` running "
-                "(with the same REDIS_URL)?")
-    return f"Read from {esc(platform)} {int(max(0, now - last_synced))} s ago."
+        return md("The approval sync has not read {} yet: is `coursebot worker` running (with the same REDIS_URL)?",
+                  platform)
+    return md("Read from {} {} s ago.", platform, int(max(0, now - last_synced)))
 
 
 def pending_message(requests: list[ApprovalRequest], *, course: str | None, batch_id: str | None,
-                    platform: str, last_synced: float | None, now: float, note: str = "",
-                    course_id: str | None = None) -> Message:
-    """The ephemeral list; its buttons' block ids carry the course filter, so a click can redraw it."""
-    where = f" in {esc(course)}" if course else ""
+                    platform: str, last_synced: float | None, now: float, note: Mrkdwn = EMPTY,
+                    course_id: str | None = None, with_rest: bool = True) -> Message:
+    """The ephemeral list; its buttons' block ids carry the course filter, so a click can redraw it.
+
+    The first `LIST_MAX` requests come with buttons; with `with_rest`, the others follow in the
+    next messages, one line each (a redraw after a click leaves them out and says how many)."""
+    where = md(" in {}", name(course)) if course else EMPTY
     blocks: list[Block] = []
     if note:
         blocks.append(section(note))
     if not requests:
-        blocks.append(section(f":tada: Nothing is waiting for approval{where}."))
+        blocks.append(section(md(":tada: Nothing is waiting for approval{}.", where)))
         blocks.append(context(_synced_note(last_synced, platform, now)))
-        return Message(text=esc(f"Nothing is waiting for approval{where}"), blocks=blocks)
+        return Message(text=md("Nothing is waiting for approval{}", where), blocks=blocks)
     blocks.append(header(f"Waiting for approval: {len(requests)}"))
     for request in requests[:LIST_MAX]:
-        blocks.append(section(_row(request) + _quorum_note(request)))
+        blocks.append(section(md("{}{}", _row(request), _quorum_note(request))))
         blocks.append(_buttons(request, block_id=f"approval-list:{request.id}", list_course=course_id or ""))
-    if len(requests) > LIST_MAX:
-        blocks.append(context(f"…and {len(requests) - LIST_MAX} more, oldest first: decide these, then run "
-                              "`/course pending` again (or use the cards and the Home tab)."))
+    rest = requests[LIST_MAX:]
+    follow_ups: list[Message] = []
+    if rest and with_rest:
+        blocks.append(context(md("…and {} more, oldest first, in the next message (decide them on their cards, "
+                                 "or run `/course pending` again once these are done).", len(rest))))
+        follow_ups.append(Message(text=md("{} more waiting for approval{}", len(rest), where),
+                                  blocks=sections_of_lines([_line(r) for r in rest]), noun="requests"))
+    elif rest:
+        blocks.append(context(md("…and {} more, oldest first: decide these, then run `/course pending` again "
+                                 "(or use the cards and the Home tab).", len(rest))))
     if batch_id is not None and len(requests) > 1:
         blocks.append(_approve_all(len(requests), batch_id, platform))
     blocks.append(context(_synced_note(last_synced, platform, now)))
-    return Message(text=esc(f"{len(requests)} waiting for approval{where}"), blocks=blocks)
+    return Message(text=md("{} waiting for approval{}", len(requests), where), blocks=blocks,
+                   follow_ups=follow_ups, noun="requests")
 
 
-def home_view(home: HomeData | None, *, now: float) -> dict[str, Any]:
-    if home is None:
-        return {"type": "home", "blocks": [
-            section("*coursebot* runs course enrolment from Slack: try `/course help`."),
-            context("Course managers see the requests waiting for approval here."),
-        ]}
+def home_view(data: HomeData | None, *, now: float) -> dict[str, Any]:
+    if data is None:
+        return home([
+            section(md("*coursebot* runs course enrolment from Slack: try `/course help`.")),
+            context(md("Course managers see the requests waiting for approval here.")),
+        ])
     blocks: list[Block] = [header("Course approvals")]
-    if home.note:
-        return {"type": "home", "blocks": [*blocks, section(esc(home.note))]}
-    if home.per_course:
-        lines = [f"{VISIBILITY_ICON[vis]} *{esc(title)}*: {n} waiting" for title, vis, n in home.per_course]
-        blocks.extend(sections_of_lines(lines, budget=5))
+    if data.note:
+        return home([*blocks, section(sentence(data.note))])
+    if data.per_course:
+        items = [md("{} *{}*: {} waiting", icon(vis), name(title), n) for title, vis, n in data.per_course]
+        blocks.extend(sections_of_lines(items, budget=5, more="…and {} more courses: `/course pending` lists them."))
     else:
-        blocks.append(section(":tada: Nothing is waiting for approval."))
-    if home.waiting:
+        blocks.append(section(md(":tada: Nothing is waiting for approval.")))
+    if data.waiting:
         blocks.append(divider())
-        blocks.append(section(f"*Waiting, oldest first ({len(home.waiting)})*"))
-        for index, request in enumerate(home.waiting[:HOME_MAX]):
-            blocks.append(section(_row(request) + _quorum_note(request)))
+        blocks.append(section(md("*Waiting, oldest first ({})*", len(data.waiting))))
+        for index, request in enumerate(data.waiting[:HOME_MAX]):
+            blocks.append(section(md("{}{}", _row(request), _quorum_note(request))))
             blocks.append(_buttons(request, block_id=f"approval-home:{index}:{request.id}"))
-        if len(home.waiting) > HOME_MAX:
-            blocks.append(context(f"…and {len(home.waiting) - HOME_MAX} more: `/course pending` lists them all."))
-    if home.recent:
+        if len(data.waiting) > HOME_MAX:
+            blocks.append(context(md("…and {} more: `/course pending` lists them all.",
+                                     len(data.waiting) - HOME_MAX)))
+    if data.recent:
         blocks.append(divider())
-        blocks.append(section("*Latest decisions*"))
-        blocks.extend(sections_of_lines([outcome_line(r, home.platform) for r in home.recent], budget=5))
-    if home.rules:
+        blocks.append(section(md("*Latest decisions*")))
+        blocks.extend(sections_of_lines([outcome_line(r, data.platform, LIST_NAME) for r in data.recent], budget=5))
+    if data.rules:
         blocks.append(divider())
-        blocks.append(section("*Approval rules* (`/course rules`)"))
-        blocks.extend(sections_of_lines(home.rules, budget=3))
-    blocks.append(context(_synced_note(home.last_synced, home.platform, now)))
-    return {"type": "home", "blocks": blocks[:100]}
-
+        blocks.append(section(md("*Approval rules* (`/course rules`)")))
+        blocks.extend(sections_of_lines(data.rules, budget=3, more="…and {} more: `/course rules` lists them all."))
+    blocks.append(context(_synced_note(data.last_synced, data.platform, now)))
+    return home(blocks)

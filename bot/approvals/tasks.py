@@ -5,8 +5,6 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from slack_sdk.webhook.async_client import AsyncWebhookClient
-
 from bot.approvals import render as render
 from bot.render import Message
 
@@ -47,17 +45,8 @@ async def approve_all(rt: Runtime, kwargs: dict[str, Any]) -> None:
 
 
 async def tell(rt: Runtime, user: str, response_url: str, message: Message) -> None:
-    """Privately, through the click's response_url while it is valid, else by direct message."""
-    if response_url:
-        try:
-            response = await AsyncWebhookClient(response_url).send(
-                **message.as_kwargs(), response_type="ephemeral", replace_original=False)
-            if response.status_code == 200:
-                return
-        except Exception as exc:
-            log.info("response_url failed (%s); sending a direct message instead", type(exc).__name__)
+    """Privately, through the click's response_url while it is valid, else by direct message (every page)."""
     try:
-        opened = await rt.slack.conversations_open(users=user)
-        await rt.slack.chat_postMessage(channel=str(opened["channel"]["id"]), **message.as_kwargs())
+        await rt.replies.private(user, response_url, message)
     except Exception:
         log.warning("could not tell %s the result of a background approval", user, exc_info=True)

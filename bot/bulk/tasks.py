@@ -14,6 +14,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.bulk import render as render
 from bot.bulk.service import BulkRunner, JobVanished, Report, Snapshot, load_record
+from bot.slack.post import post_follow_ups
 
 if TYPE_CHECKING:
     from bot.runtime import Runtime
@@ -37,18 +38,20 @@ class SlackProgress:
 
     async def finish(self, report: Report) -> None:
         attach = len(report.rows) > render.CSV_ABOVE
-        message = render.report_message(report, csv_attached=attach).as_kwargs()
+        pages = render.report_message(report, csv_attached=attach).pages("thread")
         try:
             if self.ts is None:
                 raise LookupError("no progress message")
-            await self.slack.chat_update(channel=self.channel, ts=self.ts, **message)
+            await self.slack.chat_update(channel=self.channel, ts=self.ts, **pages[0])
         except (SlackApiError, LookupError) as exc:
             log.info("progress message unavailable (%s): posting the report anew", exc)
-            await self._post(message)
+            await self._post(pages[0])
+        assert self.ts is not None
+        await post_follow_ups(self.slack, self.channel, self.ts, pages[1:])
         if attach:
             await self.slack.files_upload_v2(
                 channel=self.channel, thread_ts=self.ts, content=render.report_csv(report),
-                filename=render.csv_filename(report), title=f"{report.record.course_title}: full report",
+                filename=render.csv_filename(report), title=render.csv_title(report),
             )
 
     async def _post(self, message: dict[str, Any]) -> None:

@@ -7,12 +7,19 @@ from collections.abc import Callable
 from bot.core.models import Course, Member
 
 
+class SlackUser(str):
+    """A value of a `UserFacingError` that is a Slack user id: the renderer shows it as a mention."""
+
+    __slots__ = ()
+
+
 class UserFacingError(Exception):
     """Nothing was changed; the message says why and how to fix it.
 
-    `template` is the bot's own mrkdwn; `values` are untrusted strings (names, emails,
-    what the user typed) that the renderer escapes before filling them in, so a service
-    never has to know how Slack escapes text.
+    `template` is the bot's own words (mrkdwn formatting, no control sequences: the renderer
+    escapes them); `values` are untrusted strings (names, emails, what the user typed) that the
+    renderer makes inert before filling them in, so a service never has to know how Slack escapes
+    text. A `SlackUser` value becomes a mention.
     """
 
     def __init__(self, template: str, **values: str) -> None:

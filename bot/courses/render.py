@@ -24,17 +24,28 @@ from bot.courses.service import (
 )
 from bot.enrolment.render import change_message, subject_course, subject_label
 from bot.render import (
-    VISIBILITY_ICON,
     Block,
     Message,
+    Mrkdwn,
+    actions,
+    button,
     context,
     course_label,
-    esc,
+    icon,
+    input_block,
+    join,
+    link,
+    md,
     member_label,
     mention,
+    modal,
+    option,
+    plain_text,
     section,
     sections_of_lines,
+    sentence,
     simple,
+    user_text,
 )
 from bot.render.ids import ActionId, ViewId
 
@@ -66,16 +77,10 @@ VISIBILITY_HELP = {
     Visibility.PRIVATE: "Private: only members you add",
     Visibility.PAID: "Paid: members buy the pricing plan",
 }
-OPTION_TEXT_MAX = 75
-
-
-def _plain(text: str, limit: int = OPTION_TEXT_MAX) -> dict[str, Any]:
-    text = " ".join(text.split()) or "…"
-    return {"type": "plain_text", "text": text if len(text) <= limit else text[: limit - 1] + "…", "emoji": False}
 
 
 def _option(text: str, value: str) -> dict[str, Any]:
-    return {"text": _plain(text), "value": value[:150]}
+    return option(text, value)
 
 
 def member_option(member: Member) -> dict[str, Any]:
@@ -104,36 +109,28 @@ def plan_option(plan: PricePlan, *, with_location: bool = False) -> dict[str, An
 
 def _input(block_id: str, label: str, element: dict[str, Any], *, optional: bool = False,
            hint: str = "") -> Block:
-    block: Block = {"type": "input", "block_id": block_id, "label": _plain(label, 2000), "element": element,
-                    "optional": optional}
-    if hint:
-        block["hint"] = _plain(hint, 2000)
-    return block
+    return input_block(block_id, label, element, optional=optional, hint=hint)
 
 
 def _modal(title: str, blocks: list[Block], *, metadata: str = "", submit: str | None = None,
            close: str = "Close") -> dict[str, Any]:
-    view: dict[str, Any] = {"type": "modal", "callback_id": NEW_VIEW, "title": _plain(title, 24),
-                            "close": _plain(close, 24), "blocks": blocks, "private_metadata": metadata}
-    if submit:
-        view["submit"] = _plain(submit, 24)
-    return view
+    return modal(NEW_VIEW, title, blocks, submit=submit, close=close, private_metadata=metadata)
 
 
 def loading_modal(metadata: str) -> dict[str, Any]:
-    return _modal("New course", [section(":hourglass_flowing_sand: Loading the locations and pricing plans…")],
+    return _modal("New course", [section(md(":hourglass_flowing_sand: Loading the locations and pricing plans…"))],
                   metadata=metadata)
 
 
 def problem_modal(text: str) -> dict[str, Any]:
-    return _modal("New course", [section(f":x: {esc(text)}"), context("Nothing was created.")])
+    return _modal("New course", [section(md(":x: {}", sentence(text))), context(md("Nothing was created."))])
 
 
 def working_modal(title: str) -> dict[str, Any]:
     return _modal("New course", [
-        section(f":hourglass_flowing_sand: Creating *{esc(title)}*… The platform is slow to answer; "
-                "I will send you a message with the new course when it is done."),
-        context("You can close this window: the course is created once, whatever you do here."),
+        section(md(":hourglass_flowing_sand: Creating *{}*… The platform is slow to answer; "
+                   "I will send you a message with the new course when it is done.", title)),
+        context(md("You can close this window: the course is created once, whatever you do here.")),
     ])
 
 
@@ -141,19 +138,20 @@ def course_form(choices: FormChoices, *, platform: str, metadata: str) -> dict[s
     """The form; menus too long for a static menu become type-ahead menus served by the options listener."""
     if len(choices.locations) > STATIC_MAX:
         location: dict[str, Any] = {"type": "external_select", "action_id": action(LOCATION), "min_query_length": 0,
-                                    "placeholder": _plain("Type part of the location's name")}
+                                    "placeholder": plain_text("Type part of the location's name")}
     else:
-        location = {"type": "static_select", "action_id": action(LOCATION), "placeholder": _plain("Pick a location"),
+        location = {"type": "static_select", "action_id": action(LOCATION),
+                    "placeholder": plain_text("Pick a location"),
                     "options": [location_option(loc) for loc in choices.locations]}
         if len(choices.locations) == 1:
             location["initial_option"] = location_option(choices.locations[0])
     visibility_options = [_option(VISIBILITY_HELP[v], v.value) for v in VISIBILITY_HELP]
     blocks: list[Block] = [
         _input(TITLE, "Title", {"type": "plain_text_input", "action_id": action(TITLE), "max_length": TITLE_MAX,
-                                "placeholder": _plain("e.g. Makerspace Safety, spring cohort")}),
+                                "placeholder": plain_text("e.g. Makerspace Safety, spring cohort")}),
         _input(LOCATION, "Location", location),
         _input(HOST, "Host", {"type": "external_select", "action_id": action(HOST), "min_query_length": 2,
-                              "placeholder": _plain("Type part of a member's name or email")},
+                              "placeholder": plain_text("Type part of a member's name or email")},
                hint=f"The member of {platform} who runs the course."),
         _input(ORDER, "Display order", {"type": "number_input", "action_id": action(ORDER), "is_decimal_allowed": False,
                                         "initial_value": "0"},
@@ -167,15 +165,16 @@ def course_form(choices: FormChoices, *, platform: str, metadata: str) -> dict[s
         plan: dict[str, Any]
         if len(choices.plans) > STATIC_MAX:
             plan = {"type": "external_select", "action_id": action(PLAN), "min_query_length": 0,
-                    "placeholder": _plain("Type part of the plan's name")}
+                    "placeholder": plain_text("Type part of the plan's name")}
         else:
-            plan = {"type": "static_select", "action_id": action(PLAN), "placeholder": _plain("Pick a pricing plan"),
+            plan = {"type": "static_select", "action_id": action(PLAN),
+                    "placeholder": plain_text("Pick a pricing plan"),
                     "options": [plan_option(p, with_location=with_location) for p in choices.plans]}
         blocks.append(_input(PLAN, "Pricing plan", plan, optional=True,
                              hint="Required for a Paid course: what members buy to join it."))
     else:
         why = choices.plans_problem or f"{platform} has no pricing plans"
-        blocks.append(context(f":information_source: {esc(why)}, so a Paid course cannot be created here."))
+        blocks.append(context(md(":information_source: {}, so a Paid course cannot be created here.", sentence(why))))
     blocks += [
         _input(SUMMARY, "Summary", {"type": "plain_text_input", "action_id": action(SUMMARY), "multiline": True,
                                     "max_length": SUMMARY_MAX}, optional=True),
@@ -192,17 +191,22 @@ def course_form(choices: FormChoices, *, platform: str, metadata: str) -> dict[s
 
 
 def created_message(course: Course, *, location: str, host: str, plan: str, actor: str) -> Message:
-    icon = VISIBILITY_ICON[course.visibility]
-    details = [f"{icon} {course.visibility.value}", f"at {esc(location)}" if location else "",
-               f"hosted by {esc(host)}" if host else "", f"plan {esc(plan)}" if plan else "",
-               "" if course.active else "inactive"]
-    text = f":white_check_mark: {mention(actor)} created {course_label(course)}: " + ", ".join(d for d in details if d)
+    details = [md("{} {}", icon(course.visibility), course.visibility.value)]
+    if location:
+        details.append(md("at {}", location))
+    if host:
+        details.append(md("hosted by {}", host))
+    if plan:
+        details.append(md("plan {}", plan))
+    if not course.active:
+        details.append(md("inactive"))
+    text = md(":white_check_mark: {} created {}: {}", mention(actor), course_label(course), join(details))
     blocks = [section(text)]
     if course.admin_url:
-        blocks.append(context(f"<{esc(course.admin_url)}|Open it in the admin panel>"))
-    blocks.append(context(esc(f"Add people with `/course enrol {course.id} <member>` or "
-                              f"`/course invite {course.id} #channel`.")))
-    return Message(text=f"Created {course.title} (id {course.id})", blocks=blocks)
+        blocks.append(context(link(course.admin_url, "Open it in the admin panel")))
+    blocks.append(context(md("Add people with `/course enrol {} <member>` or `/course invite {} #channel`.",
+                             course.id, course.id)))
+    return Message(text=md("Created {} (id {})", course.title, course.id), blocks=blocks)
 
 
 def creation_unclear_message(title: str, reason: str) -> Message:
@@ -212,74 +216,74 @@ def creation_unclear_message(title: str, reason: str) -> Message:
 
 
 def creation_failed_message(title: str, reason: str) -> Message:
-    return Message(text=f"Could not create {title}: {reason}", blocks=[
-        section(f":x: *{esc(title)}* was not created: {esc(reason)}"),
-        context("Open the form again with `/course new`; a repeat never creates the course twice."),
+    return Message(text=md("Could not create {}: {}", title, sentence(reason)), blocks=[
+        section(md(":x: *{}* was not created: {}", title, sentence(reason))),
+        context(md("Open the form again with `/course new`; a repeat never creates the course twice.")),
     ])
 
 
 # ---- lessons --------------------------------------------------------------------------------
 
-def _lesson_line(lesson: Lesson, number: int) -> str:
-    parts = [f"id {esc(lesson.id)}", f"unlock {esc(lesson.unlock_type or 'unknown')}",
-             f"completed by {esc(lesson.completion_type or 'unknown')}"]
-    inactive = " _(inactive)_" if not lesson.active else ""
-    return f"{number}. {esc(lesson.title)}{inactive}  ·  " + " · ".join(parts)
+def _lesson_line(lesson: Lesson, number: int) -> Mrkdwn:
+    inactive = md(" _(inactive)_") if not lesson.active else md("")
+    return md("{}. {}{}  ·  id {} · unlock {} · completed by {}", number, lesson.title, inactive, lesson.id,
+              lesson.unlock_type or "unknown", lesson.completion_type or "unknown")
 
 
-def _section_line(section_: Section | None) -> str:
+def _section_line(section_: Section | None) -> Mrkdwn:
     if section_ is None:
-        return "*Not in a section*"
-    parts = [f"id {esc(section_.id)}"]
-    if section_.unlock_type:
-        parts.append(f"unlock {esc(section_.unlock_type)}")
-    inactive = " _(inactive)_" if not section_.active else ""
-    return f"*{esc(section_.title or 'Untitled section')}*{inactive}  ·  " + " · ".join(parts)
+        return md("*Not in a section*")
+    unlock = md(" · unlock {}", section_.unlock_type) if section_.unlock_type else md("")
+    inactive = md(" _(inactive)_") if not section_.active else md("")
+    return md("*{}*{}  ·  id {}{}", section_.title or "Untitled section", inactive, section_.id, unlock)
 
 
 def lessons_message(listing: LessonsListing) -> Message:
     course = listing.course
     if not listing.lessons and not listing.sections:
-        return simple(f"{course_label(course)} has no lessons yet.")
-    lines: list[str] = []
+        return simple(md("{} has no lessons yet.", course_label(course)))
+    items: list[Mrkdwn] = []
     number = 0
     groups = listing.grouped()
     for section_, lessons in groups:
-        if section_ is not None or len(groups) > 1:
-            lines.append(_section_line(section_))
+        indented = section_ is not None or len(groups) > 1
+        if indented:
+            items.append(_section_line(section_))
         if not lessons:
-            lines.append("    _no lessons_")
+            items.append(md("    _no lessons_"))
         for lesson in lessons:
             number += 1
-            lines.append(("    " if section_ is not None or len(groups) > 1 else "") + _lesson_line(lesson, number))
+            items.append(md("    {}", _lesson_line(lesson, number)) if indented else _lesson_line(lesson, number))
     counted = f"{len(listing.lessons)} lesson{'' if len(listing.lessons) == 1 else 's'}"
     if listing.sections:
         counted += f" in {len(listing.sections)} section{'' if len(listing.sections) == 1 else 's'}"
-    blocks = [section(f"{VISIBILITY_ICON[course.visibility]} {course_label(course)}: {counted}, in order"),
-              *sections_of_lines(lines, budget=45),
-              context(esc(f"Mark one done: `/course complete {course.id} <member> <lesson id or title>`."))]
-    return Message(text=f"{course.title}: {counted}", blocks=blocks)
+    blocks = [section(md("{} {}: {}, in order", icon(course.visibility), course_label(course), counted)),
+              *sections_of_lines(items),
+              context(md("Mark one done: `/course complete {} <member> <lesson id or title>`.", course.id))]
+    return Message(text=md("{}: {}", course.title, counted), blocks=blocks)
 
 
 # ---- completions ----------------------------------------------------------------------------
 
-def _lesson_label(lesson: Lesson) -> str:
-    return f"“{esc(lesson.title)}” (lesson {esc(lesson.id)})"
+def _lesson_label(lesson: Lesson) -> Mrkdwn:
+    return md("“{}” (lesson {})", lesson.title, lesson.id)
 
 
 def completion_message(result: CompletionResult, *, actor: str) -> Message:
     who, course, lesson = member_label(result.member), course_label(result.course), _lesson_label(result.lesson)
     if result.removed:
-        text = (f":white_check_mark: {mention(actor)} removed the completion of {lesson} for {who} in {course}."
-                if result.changed else f"Nothing to change: {who} had not completed {lesson} in {course}.")
+        text = (md(":white_check_mark: {} removed the completion of {} for {} in {}.", mention(actor), lesson, who,
+                   course)
+                if result.changed else md("Nothing to change: {} had not completed {} in {}.", who, lesson, course))
     else:
-        text = (f":white_check_mark: {mention(actor)} marked {lesson} completed for {who} in {course}."
-                if result.changed else f"Nothing to change: {who} already completed {lesson} in {course}.")
-    note = f"Enrolment {esc(result.enrolment.id)}"
+        text = (md(":white_check_mark: {} marked {} completed for {} in {}.", mention(actor), lesson, who, course)
+                if result.changed else md("Nothing to change: {} already completed {} in {}.", who, lesson, course))
+    note = md("Enrolment {}", result.enrolment.id)
     if not result.enrolment.approved or result.enrolment.blocked:
-        note += " · the enrolment is " + ("blocked" if result.enrolment.blocked else "waiting for approval")
-    return Message(text=f"{result.member.label}: {'uncomplete' if result.removed else 'complete'} "
-                        f"{result.lesson.title}", blocks=[section(text), context(note)])
+        note = md("{} · the enrolment is {}", note,
+                  "blocked" if result.enrolment.blocked else "waiting for approval")
+    return Message(text=md("{}: {} {}", result.member.label, "uncomplete" if result.removed else "complete",
+                           result.lesson.title), blocks=[section(text), context(note)])
 
 
 def offer_value(course_id: str, member_id: str, lesson_id: str) -> str:
@@ -289,14 +293,14 @@ def offer_value(course_id: str, member_id: str, lesson_id: str) -> str:
 def not_enrolled_message(error: NotEnrolled) -> Message:
     who, course = member_label(error.member), course_label(error.course)
     if error.remove:
-        return simple(f":information_source: {who} is not enrolled in {course}, so they have not completed "
-                      f"{_lesson_label(error.lesson)} there. Nothing was changed.")
-    text = (f":warning: {who} is not enrolled in {course}, so {_lesson_label(error.lesson)} cannot be marked "
-            "for them. Nothing was changed.")
-    button = {"type": "button", "action_id": ENROL_OFFER, "style": "primary", "text": _plain("Enrol them"),
-              "value": offer_value(error.course.id, error.member.id, error.lesson.id)}
-    return Message(text=f"{error.member.label} is not enrolled in {error.course.title}", blocks=[
-        section(text), {"type": "actions", "block_id": "course_enrol_offer", "elements": [button]},
+        return simple(md(":information_source: {} is not enrolled in {}, so they have not completed {} there. "
+                         "Nothing was changed.", who, course, _lesson_label(error.lesson)))
+    text = md(":warning: {} is not enrolled in {}, so {} cannot be marked for them. Nothing was changed.", who,
+              course, _lesson_label(error.lesson))
+    offer = button("Enrol them", ENROL_OFFER, offer_value(error.course.id, error.member.id, error.lesson.id),
+                   style="primary")
+    return Message(text=md("{} is not enrolled in {}", error.member.label, error.course.title), blocks=[
+        section(text), actions("course_enrol_offer", [offer]),
     ])
 
 
@@ -308,27 +312,26 @@ def enrolled_offer_message(result: DecisionResult, lesson_id: str, lesson_title:
         return change_message(result, actor=actor)
     who, course = subject_label(subject), subject_course(subject)
     if result.changed:
-        text = f":white_check_mark: {mention(actor)} enrolled {who} in {course}."
+        text = md(":white_check_mark: {} enrolled {} in {}.", mention(actor), who, course)
     else:
-        text = f"{who} is {esc(result.note)} in {course}."
-    button = {"type": "button", "action_id": COMPLETE_OFFER, "style": "primary",
-              "text": _plain(f"Mark “{lesson_title}” complete"),
-              "value": offer_value(subject.course_id, subject.member_id, lesson_id)}
-    return Message(text=esc(f"{subject.member_label} enrolled in {subject.course_title}"), blocks=[
-        section(text), {"type": "actions", "block_id": "course_complete_offer", "elements": [button]},
+        text = md("{} is {} in {}.", who, sentence(result.note), course)
+    offer = button(f"Mark “{lesson_title}” complete", COMPLETE_OFFER,
+                   offer_value(subject.course_id, subject.member_id, lesson_id), style="primary")
+    return Message(text=md("{} enrolled in {}", subject.member_label, subject.course_title), blocks=[
+        section(text), actions("course_complete_offer", [offer]),
     ])
 
 
 def lesson_error_message(error: LessonAmbiguous | LessonNotFound) -> Message:
-    blocks = [section(f":warning: {error.text(esc)}")]
+    blocks = [section(md(":warning: {}", user_text(error)))]
     if isinstance(error, LessonAmbiguous):
-        lines = [f"• {_lesson_label(le)}" + (f" in {esc(le.section_title)}" if le.section_title else "")
+        items = [md("• {}{}", _lesson_label(le), md(" in {}", le.section_title) if le.section_title else md(""))
                  for le in error.candidates[:30]]
-        blocks += [*sections_of_lines(lines, budget=10),
-                   context("Nothing was changed. Use the lesson id, or more of its title.")]
+        blocks += [*sections_of_lines(items, budget=10),
+                   context(md("Nothing was changed. Use the lesson id, or more of its title."))]
     else:
-        lines = [f"• {_lesson_label(le)}" for le in error.lessons[:30]]
-        if lines:
-            blocks += [*sections_of_lines(lines, budget=10)]
-        blocks.append(context(esc(f"Nothing was changed. `/course lessons {error.course.id}` lists them all.")))
-    return Message(text=str(error), blocks=blocks)
+        items = [md("• {}", _lesson_label(le)) for le in error.lessons[:30]]
+        if items:
+            blocks += [*sections_of_lines(items, budget=10)]
+        blocks.append(context(md("Nothing was changed. `/course lessons {}` lists them all.", error.course.id)))
+    return Message(text=user_text(error), blocks=blocks)

@@ -39,6 +39,8 @@ from bot.digest import keys
 from bot.digest import render as render
 from bot.digest.chart import render_chart
 from bot.digest.service import Digest, DigestService, RuleApproval, day_start, is_due, local_day, utcnow
+from bot.render import File, file_title
+from bot.slack.post import post_follow_ups
 
 if TYPE_CHECKING:
     from bot.runtime import Runtime
@@ -169,8 +171,9 @@ async def send_digest(rt: Runtime, *, now: datetime | None = None) -> SendResult
             if not await claim.renew():
                 return SendResult("busy", day)
             await rt.redis.set(posting_key, claim.value, ex=keys.DIGEST_POSTING.ttl)
+            pages = message.pages("thread")
             response = await rt.slack.chat_postMessage(
-                channel=channel, **message.as_kwargs(), unfurl_links=False, unfurl_media=False,
+                channel=channel, **pages[0], unfurl_links=False, unfurl_media=False,
                 metadata={"event_type": EVENT_TYPE, "event_payload": {"date": day.isoformat()}},
             )
             ts = str(response["ts"])
@@ -185,6 +188,10 @@ async def send_digest(rt: Runtime, *, now: datetime | None = None) -> SendResult
                       channel, day, error, keys.DIGEST_RETRY.ttl, hint)
         return SendResult("failed", day, error=str(error))
     log.info("digest: posted to %s for %s (ts %s)", channel, day, ts)
+    if len(pages) > 1:  # the lists the digest had to cut, complete, in its thread
+        await post_follow_ups(rt.slack, str(response["channel"]), ts, pages[1:])
+    for file in message.files:
+        await post_file(rt, channel, ts, file)
     if digest.chart_has_data:
         await post_chart(rt, channel, ts, digest)
     return SendResult("sent", day, ts=ts, digest=digest)
@@ -222,6 +229,15 @@ async def find_posted(rt: Runtime, channel: str, day: date) -> str | None:
     return None
 
 
+async def post_file(rt: Runtime, channel: str, ts: str, file: File) -> None:
+    """A file of the digest (its complete lists) into its thread."""
+    try:
+        await rt.slack.files_upload_v2(channel=channel, thread_ts=ts, content=file.content, filename=file.filename,
+                                       title=file.title)
+    except SlackApiError as exc:
+        log.warning("digest: %s could not be uploaded to %s (%s)", file.filename, channel, exc.response.get("error"))
+
+
 async def post_chart(rt: Runtime, channel: str, ts: str, digest: Digest) -> None:
     """Upload the 14-day chart into the digest's thread (files.getUploadURLExternal + complete)."""
     days = [d.day for d in digest.chart]
@@ -231,10 +247,11 @@ async def post_chart(rt: Runtime, channel: str, ts: str, digest: Digest) -> None
     try:
         png = await asyncio.to_thread(render_chart, days, enrolled, completed, completions_label=label)
         await rt.slack.files_upload_v2(
-            channel=channel, thread_ts=ts, content=png, filename=f"coursebot-digest-{digest.day.isoformat()}.png",
-            title=f"Enrolments and {digest.chart_label}, {days[0]:%d %b} – {days[-1]:%d %b}",
-            alt_txt=(f"Bar chart per day from {days[0]:%d %B} to {days[-1]:%d %B}: {sum(enrolled)} new enrolments "
-                     f"and {sum(completed)} {digest.chart_label} in all."),
+            channel=channel, thread_ts=ts, content=png,
+            filename=file_title(f"coursebot-digest-{digest.day.isoformat()}.png"),
+            title=file_title(f"Enrolments and {digest.chart_label}, {days[0]:%d %b} – {days[-1]:%d %b}"),
+            alt_txt=file_title(f"Bar chart per day from {days[0]:%d %B} to {days[-1]:%d %B}: {sum(enrolled)} new "
+                               f"enrolments and {sum(completed)} {digest.chart_label} in all.", 1000),
         )
     except Exception as exc:  # the digest itself is posted; a missing chart is not worth a second message
         error = exc.response.get("error") if isinstance(exc, SlackApiError) else type(exc).__name__

@@ -6,7 +6,7 @@ import difflib
 
 from bot.core import keys
 from bot.core.directory import Directory, DirectoryError
-from bot.core.errors import CourseAmbiguous, CourseNotFound, MemberNotFound, UserFacingError
+from bot.core.errors import CourseAmbiguous, CourseNotFound, MemberNotFound, SlackUser, UserFacingError
 from bot.core.grammar import Ref, RefKind
 from bot.core.models import Course, Member
 from bot.core.store import Redis
@@ -76,10 +76,10 @@ class Resolver:
             if member is not None:
                 return member
             raise MemberNotFound(
-                f"<@{user_id}>",
+                "{user}",
                 "They are linked to {linked}, which no longer matches a member on "
                 f"{self.platform.display_name}. Link them again: `/course link @user their-email-or-id`.",
-                linked=linked,
+                user=SlackUser(user_id), linked=linked,
             )
         try:
             email = await self.directory.email_of(user_id)
@@ -87,19 +87,20 @@ class Resolver:
             raise UserFacingError("{reason}", reason=exc.message) from None
         if not email:
             raise MemberNotFound(
-                f"<@{user_id}>",
+                "{user}",
                 "Slack did not share their email (the bot needs the users:read.email scope, and bots and guests "
                 "may have none). Use their email instead, or link them: `/course link @user their-email-or-id`.",
+                user=SlackUser(user_id),
             )
         found = await self.platform.find_members_by_email([email])
         if email in found:
             return found[email]
         raise MemberNotFound(
-            f"<@{user_id}>",
+            "{user}",
             "Their Slack email is {email}, and no member on "
             f"{self.platform.display_name} has it. If they use another email there, link them once: "
             "`/course link @user their-platform@email`.",
-            email=email,
+            user=SlackUser(user_id), email=email,
         )
 
     async def _linked(self, target: str) -> Member | None:

@@ -43,23 +43,45 @@ class Replies:
         return _host_port(response_url) == self.api_host
 
     async def private(self, user: str, response_url: str, message: Message, *, replace: bool = False) -> None:
-        """Tell `user` only: through the response URL when allowed and it works, else by direct message."""
+        """Tell `user` only: through the response URL when allowed and it works, else by direct message.
+
+        Every page of the message goes (`Message.pages`): what the response URL did not take goes by DM."""
+        pages = message.pages("below")
         if response_url and self.allowed(response_url):
-            if await self.respond(response_url, message, replace=replace):
+            sent = await self._respond_pages(response_url, pages, replace=replace, ephemeral=True)
+            if sent == len(pages):
                 return
+            pages = pages[sent:]
         elif response_url:
             log.warning("ignored a response URL outside Slack (%s); answering by direct message",
                         urlsplit(response_url).hostname)
-        await self.direct(user, message)
+        await self._direct_pages(user, pages)
 
     async def respond(self, response_url: str, message: Message, *, replace: bool = False,
                       ephemeral: bool = True) -> bool:
-        """Post to an (allowed) response URL; False when it was refused or failed."""
+        """Post to an (allowed) response URL, every page; False when the first was refused or failed."""
         if not self.allowed(response_url):
             return False
-        payload: dict[str, Any] = {**message.as_kwargs(), "replace_original": replace}
-        if ephemeral:
-            payload["response_type"] = "ephemeral"
+        pages = message.pages("below")
+        sent = await self._respond_pages(response_url, pages, replace=replace, ephemeral=ephemeral)
+        if 0 < sent < len(pages):
+            log.info("response URL took %d of %d pages; the rest is not sent", sent, len(pages))
+        return sent > 0
+
+    async def _respond_pages(self, response_url: str, pages: list[dict[str, Any]], *, replace: bool,
+                             ephemeral: bool) -> int:
+        """How many of `pages` the response URL took, in order (the first may replace the original)."""
+        for index, page in enumerate(pages):
+            payload: dict[str, Any] = {**page, "replace_original": replace and index == 0}
+            if ephemeral:
+                payload["response_type"] = "ephemeral"
+            elif index:
+                payload["response_type"] = "in_channel"
+            if not await self._send(response_url, payload):
+                return index
+        return len(pages)
+
+    async def _send(self, response_url: str, payload: dict[str, Any]) -> bool:
         try:
             sent = await AsyncWebhookClient(response_url).send_dict(payload)
         except Exception as exc:
@@ -71,8 +93,13 @@ class Replies:
         return True
 
     async def direct(self, user: str, message: Message) -> None:
+        await self._direct_pages(user, message.pages("below"))
+
+    async def _direct_pages(self, user: str, pages: list[dict[str, Any]]) -> None:
         try:
             opened = await self.slack.conversations_open(users=user)
-            await self.slack.chat_postMessage(channel=str(opened["channel"]["id"]), **message.as_kwargs())
+            channel = str(opened["channel"]["id"])
+            for page in pages:
+                await self.slack.chat_postMessage(channel=channel, **page)
         except SlackApiError as exc:
             log.warning("could not answer %s privately (%s)", user, exc.response.get("error"))
