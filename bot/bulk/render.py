@@ -114,7 +114,7 @@ def unresolved_lines(rows: list[Unresolved], platform: str, labels: StepLabels) 
     return [problem_line(r, platform, labels) for r in rows]
 
 
-def capped(items: list[Mrkdwn], limit: int = LIST_LINES, *, where: str = "") -> list[Mrkdwn]:
+def capped(items: list[Mrkdwn], limit: int = LIST_LINES, *, where: Mrkdwn = EMPTY) -> list[Mrkdwn]:
     if len(items) <= limit:
         return items
     return [*items[:limit], md("…and {} more{}.", len(items) - limit, where)]
@@ -158,7 +158,8 @@ def budget_lines(plan: Plan) -> list[Mrkdwn]:
 def _unresolved_blocks(plan: Plan) -> list[Block]:
     if not plan.unresolved:
         return []
-    items = capped(unresolved_lines(plan.unresolved, plan.platform, plan.labels), where=" (all in the final report)")
+    items = capped(unresolved_lines(plan.unresolved, plan.platform, plan.labels),
+                   where=md(" (all in the final report)"))
     return sections_of_lines(items, budget=8)
 
 
@@ -298,7 +299,7 @@ def report_message(report: Report, *, csv_attached: bool) -> Message:
                                                                Outcome.FAILED)]
     if problems:
         items = [problem_line(r, platform, labels) for r in problems]
-        more = " (every row is in the CSV file in the thread)" if csv_attached else ""
+        more = md(" (every row is in the CSV file in the thread)") if csv_attached else EMPTY
         blocks.extend(sections_of_lines(capped(items, where=more), budget=10))
     notes = [md("Took {}", duration(report.elapsed)), md("job {}", record.id)]
     if csv_attached:

@@ -23,9 +23,9 @@ from bot.digest.service import CourseGroup, DayCount, Digest
 from bot.render import (
     EMPTY,
     MESSAGE_BLOCKS,
-    File,
     SECTION_MAX,
     Block,
+    File,
     Message,
     Mrkdwn,
     actions,

@@ -84,11 +84,11 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 __all__ = [
     "BLOCKS_MAX", "EMPTY", "FIELD_MAX", "MESSAGE_BLOCKS", "MESSAGE_CHARS", "NAME_MAX", "SECTION_MAX",
-    "SLACK_MESSAGE_CHARS", "VIEW_BLOCKS", "Block", "File", "Message", "Mrkdwn", "Plain", "Where", "actions", "block_chars",
-    "button", "channel", "check_texts", "clip_mrkdwn", "code", "confirm", "context", "csv_cell", "divider", "email",
-    "esc", "fields", "file_title", "header", "home", "inline", "input_block", "join", "lines", "link", "md",
-    "mention", "modal", "name", "one_line", "option", "plain", "plain_text", "section", "sections_of_lines", "sentence",
-    "simple", "usergroup", "when",
+    "SLACK_MESSAGE_CHARS", "VIEW_BLOCKS", "Block", "File", "Message", "Mrkdwn", "Plain", "Where", "actions",
+    "block_chars", "button", "channel", "check_texts", "clip_mrkdwn", "code", "confirm", "context", "csv_cell",
+    "divider", "email", "esc", "fields", "file_title", "header", "home", "inline", "input_block", "join", "lines",
+    "link", "md", "mention", "modal", "name", "one_line", "option", "plain", "plain_text", "section",
+    "sections_of_lines", "sentence", "simple", "usergroup", "when",
 ]
 
 

@@ -204,8 +204,8 @@ def _count(blocks: deque[Block]) -> int:
 
 def _note(count: int, where: Where, noun: str) -> Block:
     if count:
-        return context(md("…and {} more {}" + _WHERE[where] + ".", count, noun))
-    return context(md("…continued" + _WHERE[where] + "."))
+        return context(md("…and {} more {}{}.", count, noun, md(_WHERE[where])))
+    return context(md("…continued{}.", md(_WHERE[where])))
 
 
 def _paginate(blocks: list[Block], max_blocks: int, max_chars: int | None, where: Where,

@@ -270,12 +270,14 @@ def lines(parts: Iterable[Mrkdwn]) -> Mrkdwn:
 
 # ---- plain text, file titles, CSV ------------------------------------------------------------------
 
-def plain(value: object, limit: int | None = None) -> Plain:
-    """Text for a plain_text object: one line, no bidi tricks, at most `limit` characters."""
-    return Plain(one_line(value, limit) or ELLIPSIS, _TRUST)
-
-
 _ANGLES = str.maketrans({"<": "‹", ">": "›"})
+
+
+def plain(value: object, limit: int | None = None) -> Plain:
+    """Text for a plain_text object: one line, no bidi tricks, at most `limit` characters. Slack
+    shows plain_text as it is, but `<` and `>` still become look-alikes (‹ ›), so no control
+    sequence ever reaches Slack outside what `md()` and the trusted constructors build."""
+    return Plain(one_line(value, limit).translate(_ANGLES) or ELLIPSIS, _TRUST)
 
 
 def file_title(value: object, limit: int = 250) -> str:
