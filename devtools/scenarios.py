@@ -1,9 +1,10 @@
 """Seeded tenants for tests and benches: the local Nexudus as it looks on a given day.
 
 `busy_day`: the day issue 11 names, whose digest once came to 13,700 characters of block text
-and was refused by Slack: 45 courses with long titles, 400 new enrolments, 60 requests waiting
-for approval, 300 lessons completed (40 members finishing their course). It is the digest's
-worst ordinary morning: every list is longer than the message can hold.
+in 25 blocks and was refused by Slack: 45 courses with long titles, 400 new enrolments, 60
+requests waiting for approval, 300 lessons completed (40 members finishing their course), and
+30 members stalled. It is the digest's worst ordinary morning: every list is longer than the
+message can hold.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ class BusyDay:
     new_names: list[str] = field(default_factory=list)  # the 400 who enrolled in the last day
     waiting_names: list[str] = field(default_factory=list)  # the 60 waiting for approval
     finished_names: list[str] = field(default_factory=list)  # the 40 who finished a course today
+    stalled_names: list[str] = field(default_factory=list)  # enrolled 14 days ago, not started
 
 
 def long_title(n: int) -> str:
@@ -39,9 +41,11 @@ def long_title(n: int) -> str:
 
 
 def busy_day(now: datetime, *, courses: int = 45, new: int = 400, waiting: int = 60, completions: int = 300,
-             finishers: int = 40, lessons_per_course: int = 5, seed: int = 11) -> BusyDay:
-    """The tenant at `now`: `new` enrolments in the last 23 hours, `waiting` older requests, and
-    `completions` lessons completed in the last 23 hours, `finishers` of those members finishing."""
+             finishers: int = 40, stalled: int = 30, lessons_per_course: int = 5, seed: int = 11) -> BusyDay:
+    """The tenant at `now`: `new` enrolments in the last 23 hours, `waiting` older requests,
+    `completions` lessons completed in the last 23 hours (`finishers` of those members finishing),
+    and `stalled` members who enrolled 14 days ago and have not started (the digest's last list;
+    with it the digest has the 25 blocks of the day the issue describes)."""
     rng = random.Random(seed)
     fake = NexudusFake(page_size_max=1000)
     hub = fake.add_business("Busy Hub")
@@ -69,6 +73,11 @@ def busy_day(now: datetime, *, courses: int = 45, new: int = 400, waiting: int =
         fake.add_enrolment(course_rows[(n * 7) % courses]["Id"], member["Id"], approved=False,
                            created_on=now - timedelta(days=2, minutes=n))
         day.waiting_names.append(name)
+    for n in range(stalled):
+        member, name = person()
+        fake.add_enrolment(course_rows[(n * 11) % courses]["Id"], member["Id"],
+                           created_on=now - timedelta(days=14, hours=1, minutes=n))
+        day.stalled_names.append(name)
     done = 0
     for n in range(finishers):  # enrolled last week, every lesson today
         member, name = person()

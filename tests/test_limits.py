@@ -30,9 +30,9 @@ from devtools.servers import ServerThread
 from devtools.shell import Shell
 from devtools.slack_stub import SlackWorkspace
 from tests.conftest import GENERAL, MANAGER, SLACK_TOKEN, Tenant, nexudus_settings
+from tests.test_approvals import click as click_card
 from tests.test_approvals import runtime
 from tests.test_bulk import DM, ThreadWorker, click, job_ids, wait_job
-from tests.test_digest import runtime as digest_runtime
 from tests.test_digest import settings_for
 
 
@@ -96,30 +96,41 @@ async def test_a_busy_days_digest_is_one_message_slack_takes_and_its_thread_hold
     day = busy_day(now)
     with ServerThread(day.fake.app) as url:
         tenant = Tenant(day.fake, url, {}, {})
-        async with digest_runtime(settings_for(tenant, slack, coursebot_timezone="UTC")) as rt:
-            result = await send_digest(rt)
-    assert result.status == "sent" and result.digest is not None
-    digest = result.digest
-    assert (len(digest.pending or []), digest.new_count, digest.lessons_completed, len(digest.finished)) == (
-        60, 400, 300, 40)
-    [message] = [m for m in slack.messages(GENERAL) if (m.get("metadata") or {}).get("event_type") == EVENT_TYPE]
-    within_limits(message["blocks"])
-    text = shown([message])
-    assert "Waiting for your decision: 60" in text and "New enrolments: 400* in 45 courses" in text
-    more = re.findall(r"…and (\d+) more ([a-z ]*)\(all in the thread\)", text)
-    assert len(more) >= 3  # the waiting, the new enrolments and the finishers were cut, and say so
-    assert sum(1 for b in message["blocks"] if b["type"] == "actions") == 5
-    # The thread holds everyone the message could only count: messages, or one CSV file.
-    thread = [m for m in slack.messages(GENERAL) if m.get("thread_ts") == message["ts"]]
-    files = [f for f in slack.files if f["thread_ts"] == message["ts"] and f["filename"].endswith(".csv")]
-    for reply in thread:
-        within_limits(reply["blocks"])
-    everything = shown([message, *thread]) + "".join(f["bytes"].decode() for f in files)
-    missing = [n for n in (*day.new_names, *day.waiting_names, *day.finished_names) if n not in everything]
-    assert missing == []
-    assert [m["ts"] for m in slack.messages(GENERAL) if not m.get("thread_ts")] == [message["ts"]]
-    posts = slack.call_count("chat.postMessage")
-    assert posts == len(slack.messages(GENERAL))  # the stand-in refused none
+        async with Shell(settings_for(tenant, slack, coursebot_timezone="UTC"), as_user=MANAGER,
+                         workspace=slack) as bot:
+            result = await send_digest(bot.runtime)
+            assert result.status == "sent" and result.digest is not None
+            digest = result.digest
+            assert (len(digest.pending or []), digest.new_count, digest.lessons_completed, len(digest.finished),
+                    digest.stalled_count) == (60, 400, 300, 40, 30)
+            [message] = [m for m in slack.messages(GENERAL)
+                         if (m.get("metadata") or {}).get("event_type") == EVENT_TYPE]
+            within_limits(message["blocks"])
+            text = shown([message])
+            assert "Waiting for your decision: 60" in text and "New enrolments: 400* in 45 courses" in text
+            more = re.findall(r"…and (\d+) more ([a-z ]*)\(all in the thread\)", text)
+            assert len(more) >= 4  # waiting, new enrolments, finishers, stalled: each cut, each says so
+            # The thread holds everyone the message could only count: messages, or one CSV file.
+            thread = [m for m in slack.messages(GENERAL) if m.get("thread_ts") == message["ts"]]
+            files = [f for f in slack.files if f["thread_ts"] == message["ts"] and f["filename"].endswith(".csv")]
+            for reply in thread:
+                within_limits(reply["blocks"])
+            everything = shown([message, *thread]) + "".join(f["bytes"].decode() for f in files)
+            names = (*day.new_names, *day.waiting_names, *day.finished_names, *day.stalled_names)
+            assert [n for n in names if n not in everything] == []
+            assert [m["ts"] for m in slack.messages(GENERAL) if not m.get("thread_ts")] == [message["ts"]]
+            # Approving the five requests that have buttons puts "approved by" lines in their place:
+            # the updated digest still fits (the digest keeps room for them).
+            for block in [b for b in message["blocks"] if b["type"] == "actions"]:
+                element = {**block["elements"][0], "block_id": block["block_id"]}
+                current = next(m for m in slack.messages(GENERAL) if m["ts"] == message["ts"])
+                await click_card(bot, current, "digest_approve", channel=GENERAL, element=element)
+    final = next(m for m in slack.messages(GENERAL) if m["ts"] == message["ts"])
+    assert [b for b in final["blocks"] if b["type"] == "actions"] == []
+    assert shown([final]).count("Approved by") == 5
+    within_limits(final["blocks"], max_chars=MESSAGE_CHARS)
+    assert slack.call_count("chat.update") == 5
+    assert slack.call_count("chat.postMessage") == len(slack.messages(GENERAL)) + len(slack.messages(f"D{MANAGER}"))
 
 
 # ---- /course courses, /course pending, App Home ----------------------------------------------------

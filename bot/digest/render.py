@@ -331,17 +331,17 @@ def digest_message(digest: Digest, *, preview: bool = False, channel_id: str | N
 
 
 def full_lists(digest: Digest, parts: list[Part]) -> tuple[list[Message], list[File]]:
-    """The lists the digest had to cut, complete, for its thread: as messages, or when they would
-    take more than `THREAD_PAGES` messages, as one CSV file (with a line that says so)."""
-    messages = []
+    """The lists the digest had to cut, complete, for its thread: as messages (as few as they fit
+    in), or when they would take more than `THREAD_PAGES` messages, as one CSV file (with a line
+    that says so)."""
+    blocks: list[Block] = []
     for part in parts:
         assert part.full is not None
         heading, items = part.full
-        messages.append(Message(text=md("{} · {}: all {}", day_label(digest.day), heading, len(items)),
-                                blocks=[section(md("*{}*: all of them ({})", heading, len(items))),
-                                        *sections_of_lines(items)]))
-    if sum(len(m.pages()) for m in messages) <= THREAD_PAGES:
-        return messages, []
+        blocks += [section(md("*{}*: all of them ({})", heading, len(items))), *sections_of_lines(items)]
+    lists = Message(text=md("Course digest for {}: the complete lists", day_label(digest.day)), blocks=blocks)
+    if len(lists.pages()) <= THREAD_PAGES:
+        return [lists], []
     rows = digest_rows(digest)
     note = md(":page_facing_up: Every name of today's digest ({} lines) is in the CSV file below.", len(rows) - 1)
     out = io.StringIO()
