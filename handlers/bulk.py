@@ -117,7 +117,8 @@ class BulkListeners:
     async def form_submitted(self, ack: AsyncAck, submission: ViewSubmission) -> None:
         course, refs, errors, send_email = read_form(submission.view)
         if errors:
-            await ack(response_action="errors", errors=errors)
+            shown: dict[str, str] = {block: render.plain(text, 2000) for block, text in errors.items()}
+            await ack(response_action="errors", errors=shown)
             return
         await ack()
         user = submission.user_id

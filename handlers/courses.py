@@ -107,7 +107,7 @@ def inline_errors(errors: dict[str, str], blocks: list[dict[str, Any]]) -> dict[
         if block not in present:
             block = view.VISIBILITY if name == "plan_id" and view.VISIBILITY in present else view.TITLE
         shown[block] = f"{shown[block]} {message}" if block in shown else message
-    return {block: message[:2000] for block, message in shown.items()}
+    return {block: render.plain(message, 2000) for block, message in shown.items()}
 
 
 async def announce(rt: Runtime, user: str, channel: str, message: render.Message) -> None:
@@ -177,7 +177,8 @@ async def _submitted(rt: Runtime, ack: AsyncAck, submission: ViewSubmission) -> 
             return
         except (UserFacingError, PlatformError) as exc:
             reason = exc.text(str) if isinstance(exc, UserFacingError) else exc.message
-            await ack(response_action="errors", errors={view.TITLE: f"{reason} Nothing was created."[:2000]})
+            problem = render.plain(f"{reason} Nothing was created.", 2000)
+            await ack(response_action="errors", errors={view.TITLE: problem})
             return
         except Exception:
             log.exception("creating a course failed")
