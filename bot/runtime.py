@@ -29,6 +29,7 @@ from bot.core.permissions import Permissions
 from bot.core.store import Redis
 from bot.enrolment.service import EnrolmentService
 from bot.platforms.base import CoursePlatform
+from bot.render import Mrkdwn
 from bot.slack.client import make_slack_client
 from bot.slack.directory import SlackDirectory
 from bot.slack.replies import Replies
@@ -102,7 +103,7 @@ class Runtime:
         decisions.auto = rules
         book.rules = rules
 
-        async def rule_lines() -> list[str]:
+        async def rule_lines() -> list[Mrkdwn]:
             titles = {cid: c.title for cid, c in (await requests.courses()).items()}
             return rules_render.rule_lines(await rules.book(), titles)
 

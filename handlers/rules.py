@@ -10,7 +10,7 @@ import time
 from bot import render
 from bot.approvals import rules_render
 from bot.approvals.rules import AutoRule, CourseRules
-from bot.core.errors import UserFacingError
+from bot.core.errors import SlackUser, UserFacingError
 from bot.core.grammar import Invocation, Ref, RefKind
 from bot.core.models import Course
 from bot.runtime import Runtime
@@ -79,11 +79,11 @@ async def _check_exist(rt: Runtime, refs: tuple[Ref, ...]) -> None:
         people = await rt.directory.people(users)
         unknown = [u for u in users if u not in people or people[u].deleted]
         if unknown:
-            raise UserFacingError(f"Slack does not know {render.mention(unknown[0])} (or they were deactivated), "
-                                  "so nothing was changed.")
+            raise UserFacingError("Slack does not know {user} (or they were deactivated), so nothing was changed.",
+                                  user=SlackUser(unknown[0]))
         bots = [u for u in users if people[u].is_bot]
         if bots:
-            raise UserFacingError(f"{render.mention(bots[0])} is a bot and cannot decide requests; nothing was "
-                                  "changed.")
+            raise UserFacingError("{user} is a bot and cannot decide requests; nothing was changed.",
+                                  user=SlackUser(bots[0]))
     for group in (r for r in refs if r.kind is RefKind.USERGROUP):
         await rt.directory.usergroup_members(group.value)  # DirectoryError: Slack's reason, nothing changed

@@ -20,7 +20,8 @@ from devtools.slack_stub import SlackWorkspace
 HIDDEN_KEYS = frozenset({"value", "private_metadata", "metadata", "action_id", "block_id", "callback_id", "ts",
                          "thread_ts", "channel", "channel_id", "channels", "user", "users", "user_id", "token",
                          "trigger_id", "view_id", "hash", "external_id", "response_url", "url", "id", "file"})
-TRUSTED = re.compile(r"<(?:@[UWB][A-Z0-9]+|#[CGD][A-Z0-9]+(?:\|[^<>]*)?|!date\^\d+\^[^<>|]*\|[^<>]*)>")
+TRUSTED = re.compile(r"<(?:@[UWB][A-Z0-9]+|#[CGD][A-Z0-9]+(?:\|[^<>]*)?|!subteam\^S[A-Z0-9]+(?:\|@[a-z0-9._-]+)?"
+                     r"|!date\^\d+\^[^<>|]*\|[^<>]*)>")
 BIDI = re.compile("[\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c]")
 
 

@@ -44,6 +44,7 @@ def seed(tenant: Tenant, slack: SlackWorkspace) -> dict[str, Any]:
     fake.add_enrolment(evil["Id"], tenant.people["eve"]["Id"], approved=False)
     slack.add_user("U0EVE", "eve", "eve@example.com", real_name="Eve")
     slack.add_user("U0MALLORY", "mallory", "mallory@example.com", real_name="Mallory")
+    slack.add_usergroup("S0STAFF", "staff", ["U0ADA"])
     for n in range(22):  # a report of more than 20 rows comes with a CSV
         fake.add_coworker(f"-Person {n} <https://evil.example|x>", f"p{n}@crowd.example")
     return {"evil": evil, "mallory": mallory, "formula": formula}
@@ -69,6 +70,10 @@ async def test_nothing_the_bot_sends_carries_a_control_sequence_it_did_not_build
     await command("enrol onboarding eve@example.com")
     await command("block onboarding eve@example.com")
     await command("unblock onboarding eve@example.com")
+    await command(f"approvers {seeded['evil']['Id']} <@U0ADA|ada> <!subteam^S0STAFF|staff>")
+    await command(f"quorum {seeded['evil']['Id']} 2")
+    await command(f"autoapprove {seeded['evil']['Id']} domain crowd.example --preview")
+    await command("rules")
     await command('enrol "<!channel>')  # a parse error, answered in the ack
     await command("status <!channel> <https://evil.example|x>")
 

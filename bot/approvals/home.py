@@ -14,6 +14,7 @@ from bot.core.capabilities import Capability
 from bot.core.models import Visibility
 from bot.core.permissions import Permissions
 from bot.platforms.base import CoursePlatform
+from bot.render.mrkdwn import Mrkdwn
 
 
 @dataclass(frozen=True)
@@ -24,7 +25,7 @@ class HomeData:
     platform: str
     last_synced: float | None
     note: str = ""  # shown instead of the lists, e.g. when the platform has no approval step
-    rules: list[str] | None = None  # plain lines about the approval rules, for managers
+    rules: list[Mrkdwn] | None = None  # lines about the approval rules, for managers
 
 
 class HomeBoard(Protocol):
@@ -38,7 +39,7 @@ class Home:
         self.store = store
         self.board = board
         self.permissions = permissions
-        self.rule_lines: Callable[[], Awaitable[list[str]]] | None = None  # the rules, in lines, for managers
+        self.rule_lines: Callable[[], Awaitable[list[Mrkdwn]]] | None = None  # the rules, in lines, for managers
 
     async def waiting(self, course_id: str | None = None) -> list[ApprovalRequest]:
         requests = await self.store.open_requests()

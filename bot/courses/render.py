@@ -210,8 +210,8 @@ def created_message(course: Course, *, location: str, host: str, plan: str, acto
 
 
 def creation_unclear_message(title: str, reason: str) -> Message:
-    return Message(text=f"Not sure whether {title} was created: {reason}", blocks=[
-        section(f":warning: {esc(reason)}"),
+    return Message(text=md("Not sure whether {} was created: {}", title, sentence(reason)), blocks=[
+        section(md(":warning: {}", sentence(reason))),
     ])
 
 
