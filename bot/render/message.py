@@ -93,10 +93,6 @@ class Message:
         """One message only (a card, an update, an ack): the first page, saying what it leaves out."""
         return self.pages("none")[0]
 
-    @property
-    def single(self) -> bool:
-        return len(self.pages()) == 1
-
 
 def _page_text(text: Mrkdwn, index: int) -> Mrkdwn:
     if index == 0:
