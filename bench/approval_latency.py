@@ -1,19 +1,25 @@
-"""How fast do waiting enrolments reach Slack as cards, and is each decided exactly once?
+"""How fast do waiting enrolments reach Slack as cards, within Slack's limits, and is each decided exactly once?
+
+The Slack stand-in enforces Slack's per-channel posting limit (chat.postMessage: 1 message a
+second per channel after a burst of 5; HTTP 429 `ratelimited` with Retry-After past it).
 
 1. A local Nexudus and a local Slack run in this process; `coursebot worker` runs as a child
    process with COURSEBOT_SYNC_SECONDS=1 (a realistic small interval; the default is 60).
-   100 enrolments that need approval appear at random moments over --spread seconds; for
-   each, the time from its creation to its card arriving in the Slack stand-in is measured.
-2. With the worker stopped, the sync is run --polls more times with nothing new on the
+   --enrolments enrolments that need approval appear at random moments over --spread seconds
+   (one every two seconds on average; a channel takes about one a second); for each, the time
+   from its creation to its card arriving in the Slack stand-in is measured.
+2. Burst: --burst more waiting enrolments appear at once. Printed: when all are listed (by
+   `/course pending` and on Home: the sync has recorded them), when the summary line is in the
+   channel, when every card is; the 429 `ratelimited` answers the bot received, and the most
+   messages the channel got in any 10 s.
+3. With the worker stopped, the sync is run --polls more times with nothing new on the
    platform, counting the platform requests of each poll (the target is one).
-3. Two `coursebot serve` processes get 20 concurrent signed Approve clicks on each of
+4. Two `coursebot serve` processes get 20 concurrent signed Approve clicks on each of
    --decisions cards (10 each); the platform writes per decision are counted (must be 1).
 
-    .venv/bin/python -m bench.approval_latency [--enrolments 100] [--spread 10] [--decisions 10]
+    .venv/bin/python -m bench.approval_latency [--enrolments 30] [--spread 60] [--burst 200] [--decisions 10]
 
-Uses Redis db 8 on 127.0.0.1:6379 (flushed at start). The Slack stand-in does not rate-limit:
-real Slack takes about one post per second per channel after a short burst, so a burst of 100
-new requests at once takes on the order of 100 s to post there.
+Uses Redis db 8 on 127.0.0.1:6379 (flushed at start).
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import random
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -50,11 +57,15 @@ class CardClock:
     def __init__(self, ws: SlackWorkspace) -> None:
         self.arrived: dict[str, float] = {}
         self.decided: dict[str, float] = {}
+        self.summaries: list[float] = []
         self.lock = threading.Lock()
         ws.subscribe(self.on_event)
 
     def on_event(self, kind: str, payload: dict[str, Any]) -> None:
         meta = payload.get("metadata") or {}
+        if kind == "message" and meta.get("event_type") == "coursebot_post" and "cards follow" in str(payload):
+            with self.lock:
+                self.summaries.append(time.monotonic())
         if meta.get("event_type") != "coursebot_request":
             return
         enrolment = str(meta["event_payload"]["enrolment_id"])
@@ -121,7 +132,8 @@ async def idle_reads(fake: NexudusFake, nexudus: str, slack: str, polls: int) ->
 
 async def decisions(ws: SlackWorkspace, clock: CardClock, fake: NexudusFake, urls: list[str], count: int
                     ) -> tuple[list[int], list[float]]:
-    cards = [m for m in ws.messages(APPROVALS) if (m.get("metadata") or {}).get("event_type")][:count]
+    cards = [m for m in ws.messages(APPROVALS)
+             if (m.get("metadata") or {}).get("event_type") == "coursebot_request"][:count]
     writes_per_card: list[int] = []
     latencies: list[float] = []
     async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=40)) as client:
@@ -153,14 +165,44 @@ async def decisions(ws: SlackWorkspace, clock: CardClock, fake: NexudusFake, url
     return writes_per_card, latencies
 
 
-async def run(enrolments: int, spread: float, polls: int, decided: int) -> None:
+@dataclass
+class Burst:
+    count: int
+    listed: float  # s until every request is an open request in Redis (/course pending, Home)
+    summary: float | None  # s until the "N new requests are waiting" line is in the channel
+    every_card: float  # s until the last card is in the channel
+    ratelimited: int  # 429 answers the bot got meanwhile
+    most_in_10s: int  # the most messages the channel got in any 10 s meanwhile
+
+
+async def burst(ws: SlackWorkspace, clock: CardClock, fake: NexudusFake, course_id: int,
+                people: list[dict[str, Any]]) -> Burst:
+    """All at once: one waiting enrolment per person, created in the same instant."""
+    store = redis.Redis.from_url(REDIS_URL)
+    open_before = store.zcard("coursebot:requests:open")
+    limited_before, since = ws.ratelimited, ws.now()
+    with clock.lock:
+        summaries_before = len(clock.summaries)
+    started = time.monotonic()
+    ids = [str(fake.add_enrolment(course_id, person["Id"], approved=False)["Id"]) for person in people]
+    await wait_for(lambda: store.zcard("coursebot:requests:open") >= open_before + len(ids), 60, "the requests")
+    listed = time.monotonic() - started
+    await wait_for(lambda: all(i in clock.arrived for i in ids), 60 + 3 * len(ids), "every card of the burst")
+    with clock.lock:
+        every_card = max(clock.arrived[i] for i in ids) - started
+        summary = clock.summaries[summaries_before] - started if len(clock.summaries) > summaries_before else None
+    return Burst(len(ids), listed, summary, every_card, ws.ratelimited - limited_before,
+                 ws.most_in_window(10.0, since=since))
+
+
+async def run(enrolments: int, spread: float, bursting: int, polls: int, decided: int) -> None:
     redis.Redis.from_url(REDIS_URL).flushdb()
     fake = NexudusFake()
     business = fake.add_business("Bench Hub")
     host = fake.add_coworker("Host", "host@example.com")
     course = fake.add_course("Founders Circle", visibility=3, business_id=business["Id"], host_id=host["Id"])
     people = [fake.add_coworker(f"Member {n}", f"m{n}@example.com", company_name="Bench & Co")
-              for n in range(enrolments)]
+              for n in range(enrolments + bursting)]
     ws = SlackWorkspace(TOKEN)
     ws.add_user(MANAGER, "manager", "manager@example.com")
     ws.add_channel(APPROVALS, "approvals", [MANAGER])
@@ -171,8 +213,9 @@ async def run(enrolments: int, spread: float, polls: int, decided: int) -> None:
         with Command(["-m", "bot.cli", "worker"], env):
             await wait_for(lambda: redis.Redis.from_url(REDIS_URL).get("coursebot:sync:last") is not None, 30,
                            "the worker's first sync")
-            created = await appear(fake, course["Id"], people, spread)
+            created = await appear(fake, course["Id"], people[:enrolments], spread)
             await wait_for(lambda: len(clock.arrived) >= enrolments, 60, "every card")
+            burst_figures = await burst(ws, clock, fake, course["Id"], people[enrolments:])
         latencies = [clock.arrived[e] - t for e, t in created.items()]
         reads = await idle_reads(fake, nexudus, slack, polls)
         ports = [free_port(), free_port()]
@@ -183,11 +226,21 @@ async def run(enrolments: int, spread: float, polls: int, decided: int) -> None:
     print(f"approval cards: {enrolments} enrolments needing approval appeared over {spread:.0f} s on a local "
           "Nexudus; one `coursebot worker` with COURSEBOT_SYNC_SECONDS=1")
     print(f"  time until the card is in Slack      {fmt(latencies)}")
+    b = burst_figures
+    summary = f"{b.summary:.1f} s" if b.summary is not None else "none posted"
+    print(f"burst: {b.count} waiting enrolments appear at once; the Slack stand-in allows 1 message/s per channel "
+          "after a burst of 5 and answers 429 ratelimited past it")
+    print(f"  listed by /course pending and Home    after {b.listed:.1f} s")
+    print(f"  summary line in the channel           after {summary}")
+    print(f"  every card in the channel             after {b.every_card:.1f} s  (Slack's pace: about "
+          f"{b.count - 5} s at least)")
+    print(f"  ratelimited answers received          {b.ratelimited}  (goal: at most 3)")
+    print(f"  most messages in any 10 s             {b.most_in_10s}  (the stand-in takes at most 15)")
     print(f"  platform requests per idle poll       {reads}  (target: 1 each)")
     print(f"  platform writes per decision          {writes}  (20 concurrent clicks on each card, across "
           "two `coursebot serve`; must be exactly 1)")
     print(f"  click to card showing the decision    {fmt(decide_times)}")
-    ok = all(r == 1 for r in reads) and all(w == 1 for w in writes)
+    ok = all(r == 1 for r in reads) and all(w == 1 for w in writes) and b.ratelimited <= 3
     print("targets met" if ok else "targets NOT met")
     if not ok:
         sys.exit(1)
@@ -195,12 +248,13 @@ async def run(enrolments: int, spread: float, polls: int, decided: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--enrolments", type=int, default=100)
-    parser.add_argument("--spread", type=float, default=10.0, help="seconds over which the enrolments appear")
+    parser.add_argument("--enrolments", type=int, default=30)
+    parser.add_argument("--spread", type=float, default=60.0, help="seconds over which the enrolments appear")
+    parser.add_argument("--burst", type=int, default=200, help="waiting enrolments that then appear at once")
     parser.add_argument("--polls", type=int, default=5, help="idle polls to count the platform reads of")
     parser.add_argument("--decisions", type=int, default=10, help="cards clicked 20 times each")
     args = parser.parse_args()
-    asyncio.run(run(args.enrolments, args.spread, args.polls, args.decisions))
+    asyncio.run(run(args.enrolments, args.spread, args.burst, args.polls, args.decisions))
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ from bot.platforms.base import CoursePlatform
 from bot.render import Mrkdwn
 from bot.slack.client import make_slack_client
 from bot.slack.directory import SlackDirectory
+from bot.slack.poster import Poster
 from bot.slack.replies import Replies
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,7 @@ class Runtime:
     redis: Redis
     platform: CoursePlatform
     slack: AsyncWebClient
+    poster: Poster
     directory: Directory
     permissions: Permissions
     replies: Replies
@@ -84,18 +86,19 @@ class Runtime:
         redis = store.connect(settings)
         platform = platform or make_platform(settings)
         slack = make_slack_client(settings)
+        poster = Poster(slack, redis, make_storage(settings.redis_url, **settings.redis_options()))
         directory = SlackDirectory(slack, redis)
         permissions = Permissions(settings.coursebot_managers, directory, redis)
         jobs: JobQueue = (SaqJobQueue(settings.redis_url, **settings.redis_options()) if settings.redis_url
                           else InProcessJobQueue())
         requests = ApprovalStore(redis)
-        board = SlackBoard(slack, settings.coursebot_approvals_channel, directory, platform.display_name)
+        board = SlackBoard(slack, poster, settings.coursebot_approvals_channel, directory, platform.display_name)
         book = RequestBook(platform, requests, board)
         home = Home(platform, requests, board, permissions)
         decisions = DecisionService(platform, redis, requests, book, board, permissions, home)
         # Approval rules: who decides which course, auto-approve, quorum. Their copy in the approvals
         # channel is what brings them back after Redis loses its data (no approval step: no rules).
-        copy = SlackRulesCopy(slack, settings.coursebot_approvals_channel) \
+        copy = SlackRulesCopy(slack, poster, settings.coursebot_approvals_channel) \
             if platform.supports(Capability.APPROVAL) else None
         rules = RuleBook(redis, directory, permissions, copy)
         permissions.rules = rules
@@ -109,16 +112,19 @@ class Runtime:
 
         home.rule_lines = rule_lines
         approvals = ApprovalService(platform, redis, requests, board, book, decisions, home,
-                                    reminder_after=timedelta(hours=settings.coursebot_reminder_hours))
+                                    reminder_after=timedelta(hours=settings.coursebot_reminder_hours),
+                                    escalate_after=timedelta(hours=settings.coursebot_escalate_hours),
+                                    managers=settings.coursebot_managers)
         approvals.rules = rules
         runtime = cls(
             settings=settings,
             redis=redis,
             platform=platform,
             slack=slack,
+            poster=poster,
             directory=directory,
             permissions=permissions,
-            replies=Replies(slack, settings.slack_api_url),
+            replies=Replies(poster, settings.slack_api_url),
             decisions=decisions,
             enrolments=EnrolmentService(platform, redis, directory, permissions, decisions),
             jobs=jobs,

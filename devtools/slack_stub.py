@@ -7,8 +7,11 @@
 * ``POST|GET /api/<method>`` with query params, ``application/x-www-form-urlencoded``,
   ``application/json`` or ``multipart/form-data`` bodies; token in ``Authorization: Bearer ...``
   (or a ``token`` param). Answers are HTTP 200 ``{"ok": true, ...}`` / ``{"ok": false, "error": ...}``,
-  except injected rate limits (HTTP 429 + ``Retry-After``). Calls with a valid token carry the
-  ``x-oauth-scopes`` header, as Slack's do: the scopes granted (``SlackWorkspace.granted_scopes``).
+  except rate limits (HTTP 429 + ``Retry-After``, error ``ratelimited``): injected ones, and the
+  per-channel posting limit Slack has (``chat.postMessage``: about 1 message a second per channel
+  after a burst of 5; on by default, see ``limit_posts``); and injected lost answers (``lose_answer_next``).
+  Calls with a valid token carry the ``x-oauth-scopes`` header, as Slack's do: the scopes granted
+  (``SlackWorkspace.granted_scopes``).
 * ``POST /upload/<file_id>``: the upload URL handed out by ``files.getUploadURLExternal``.
 * ``GET /files/<file_id>``: the ``url_private`` of a shared file.
 * ``POST /respond/<id>``: a ``response_url`` minted with ``SlackWorkspace.new_response_url()``.
@@ -41,6 +44,7 @@ import hashlib
 import itertools
 import json
 import logging
+import math
 import mimetypes
 import secrets
 import threading
@@ -84,6 +88,11 @@ _APP_TOKEN_METHODS: Final = frozenset({"apps.connections.open"})
 # The bot scopes coursebot's manifest.yml asks for (a real install grants exactly these).
 DEFAULT_SCOPES: Final = ("commands", "chat:write", "users:read", "users:read.email", "channels:read", "groups:read",
                          "usergroups:read", "channels:history", "groups:history", "im:write", "files:write")
+
+# Slack's per-channel limit of chat.postMessage: "1 message per second per channel, short bursts
+# allowed". Modelled as a token bucket: BURST messages at once, then one more per second.
+POSTS_PER_SECOND: Final = 1.0
+POST_BURST: Final = 5
 
 RESPONSE_URL_MAX_USES: Final = 5
 RESPONSE_URL_MAX_AGE: Final = 30 * 60.0
@@ -141,6 +150,7 @@ class ApiResult:
     status: int
     body: JSONDict
     headers: dict[str, str] = field(default_factory=dict)
+    drop: bool = False  # break the connection mid-answer (an answer lost on the way)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -298,6 +308,8 @@ class SlackWorkspace:
         base_url: str = "",
         clock: Callable[[], float] | None = None,
         app_token: str = APP_TOKEN,
+        posts_per_second: float | None = POSTS_PER_SECOND,
+        post_burst: int = POST_BURST,
     ) -> None:
         self.token = token
         self.app_token = app_token
@@ -332,6 +344,12 @@ class SlackWorkspace:
         self._listeners: list[Listener] = []
         self._ratelimits: dict[str, list[int]] = {}
         self._failures: dict[str, list[str]] = {}
+        self._lost_answers: dict[str, list[str]] = {}
+        self._post_rate: float | None = posts_per_second
+        self._post_burst = post_burst
+        self._buckets: dict[str, tuple[float, float]] = {}  # channel -> (tokens, when)
+        self._post_times: dict[str, list[float]] = {}  # channel -> when each accepted post arrived
+        self._ratelimited: list[tuple[str, str]] = []  # (method, channel) of every 429 answered
         self._response_urls: dict[str, JSONDict] = {}
         self._used_triggers: set[str] = set()
         self._socket_tickets: set[str] = set()
@@ -486,6 +504,60 @@ class SlackWorkspace:
         """The next ``n`` calls to ``method`` answer HTTP 200 ``{"ok": false, "error": error}``."""
         with self._lock:
             self._failures.setdefault(method, []).extend([error] * n)
+
+    def lose_answer_next(self, method: str, n: int = 1, *, how: str = "500") -> None:
+        """The next ``n`` calls to ``method`` are carried out (a message is stored), but the answer is
+        lost: ``how="500"`` answers HTTP 500, ``how="drop"`` breaks the connection mid-answer. The
+        caller cannot tell whether Slack took the call, as after a timeout or a reset."""
+        if how not in ("500", "drop"):
+            raise ValueError("how must be '500' or 'drop'")
+        with self._lock:
+            self._lost_answers.setdefault(method, []).extend([how] * n)
+
+    def limit_posts(self, per_second: float | None = POSTS_PER_SECOND, burst: int = POST_BURST) -> None:
+        """Slack's per-channel limit of chat.postMessage, as a token bucket per channel: ``burst``
+        messages at once, then ``per_second``. Past it the call answers HTTP 429 ``ratelimited`` with
+        ``Retry-After`` (whole seconds until a message would be taken) and nothing is posted.
+        On by default (1 a second, burst 5); ``None`` turns it off."""
+        with self._lock:
+            self._post_rate = per_second
+            self._post_burst = burst
+            self._buckets.clear()
+
+    @property
+    def ratelimited(self) -> int:
+        """How many calls were answered 429 ``ratelimited`` (injected or past the posting limit)."""
+        with self._lock:
+            return len(self._ratelimited)
+
+    def ratelimited_calls(self) -> list[tuple[str, str]]:
+        """``(method, channel)`` of every 429 answer, in order (channel "" for injected ones)."""
+        with self._lock:
+            return list(self._ratelimited)
+
+    def busiest(self, seconds: float = 10.0, *, since: float | None = None) -> dict[str, int]:
+        """Per channel, the most messages the bot posted within any ``seconds`` (thread replies count),
+        counting posts from ``since`` on (the workspace clock's time) when given."""
+        with self._lock:
+            times = {channel: sorted(t for t in ts if since is None or t >= since)
+                     for channel, ts in self._post_times.items()}
+        most: dict[str, int] = {}
+        for channel, moments in times.items():
+            first, best = 0, 0
+            for last, moment in enumerate(moments):
+                while moment - moments[first] >= seconds:
+                    first += 1
+                best = max(best, last - first + 1)
+            most[channel] = best
+        return most
+
+    def most_in_window(self, seconds: float = 10.0, *, since: float | None = None) -> int:
+        """The most messages posted into one channel within any ``seconds``."""
+        return max(self.busiest(seconds, since=since).values(), default=0)
+
+    def now(self) -> float:
+        """The workspace clock's time (what ``since`` is measured in)."""
+        return self._clock()
 
     # -- listeners ----------------------------------------------------------------------------
 
@@ -706,6 +778,7 @@ class SlackWorkspace:
             pending_limits = self._ratelimits.get(method)
             if pending_limits:
                 retry_after = pending_limits.pop(0)
+                self._ratelimited.append((method, ""))
                 return ApiResult(429, {"ok": False, "error": "ratelimited"},
                                  {"Retry-After": str(retry_after), **scopes})
             pending_failures = self._failures.get(method)
@@ -713,15 +786,55 @@ class SlackWorkspace:
                 return ApiResult(200, {"ok": False, "error": pending_failures.pop(0)}, scopes)
             if decode_error is not None:
                 return ApiResult(200, {"ok": False, "error": decode_error}, scopes)
+            posted_to = self._posting_channel(method, params)
+            if posted_to is not None:
+                wait = self._take_post_token(posted_to)
+                if wait is not None:
+                    self._ratelimited.append((method, posted_to))
+                    return ApiResult(429, {"ok": False, "error": "ratelimited"},
+                                     {"Retry-After": str(wait), **scopes})
             handler = self._handlers.get(method)
             try:
                 body = handler(params, ctx) if handler is not None else {}
             except _ApiError as exc:
                 return ApiResult(200, {"ok": False, "error": exc.error, **exc.extra}, scopes)
+            if posted_to is not None:
+                self._post_times.setdefault(posted_to, []).append(self._clock())
+            lost = self._lost_answers.get(method)
+            lost_how = lost.pop(0) if lost else None
         self._notify(ctx.events)
+        if lost_how is not None:
+            return ApiResult(500, {"ok": False, "error": "internal_error"}, scopes, drop=lost_how == "drop")
         return ApiResult(200, {"ok": True, **body}, scopes)
 
     # -- internals (call with the lock held) --------------------------------------------------
+
+    def _posting_channel(self, method: str, params: JSONDict) -> str | None:
+        """The channel a chat.postMessage posts into (None: another method, or no such channel)."""
+        if method != "chat.postMessage" or self._post_rate is None:
+            return None
+        ref = _opt_str(params, "channel")
+        if ref is None:
+            return None
+        if ref in self._channels:
+            return ref
+        if ref in self._users:
+            return f"D{ref}"
+        name = ref.removeprefix("#")
+        return next((c["id"] for c in self._channels.values() if c["name"] == name), None)
+
+    def _take_post_token(self, channel: str) -> int | None:
+        """Spend one message of the channel's bucket; when empty, the whole seconds to wait instead."""
+        rate = self._post_rate
+        assert rate is not None
+        now = self._clock()
+        tokens, when = self._buckets.get(channel, (float(self._post_burst), now))
+        tokens = min(float(self._post_burst), tokens + max(0.0, now - when) * rate)
+        if tokens < 1.0:
+            self._buckets[channel] = (tokens, now)
+            return max(1, math.ceil((1.0 - tokens) / rate))
+        self._buckets[channel] = (tokens - 1.0, now)
+        return None
 
     def _next_ts(self) -> str:
         us = max(int(self._clock() * 1_000_000), self._last_ts_us + 1)
@@ -1554,6 +1667,11 @@ def create_app(workspace: SlackWorkspace) -> Starlette:
             return JSONResponse({"ok": False, "error": str(exc)})
         base = str(request.base_url).rstrip("/")
         result = workspace.dispatch(method, params, _bearer(request), base_url=base)
+        if result.drop:
+            # Announce more than is sent: the server closes the connection mid-answer.
+            partial = json.dumps(result.body).encode()[:8]
+            return Response(partial, status_code=200, media_type="application/json",
+                            headers={"content-length": str(len(partial) + 512)})
         return JSONResponse(result.body, status_code=result.status, headers=result.headers)
 
     async def upload(request: Request) -> Response:

@@ -7,6 +7,7 @@ edge's (handlers.middleware); the decision path checks the course itself.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 
@@ -56,10 +57,34 @@ async def pending(rt: Runtime, inv: Invocation, ctx: Context) -> render.Message:
     if last is None or time.time() - last > 3 * rt.settings.coursebot_sync_seconds:
         # No worker seems to be syncing (or this is the shell): read the platform now.
         try:
-            await rt.approvals.sync()
+            await sync_until_recorded(rt)
         except PlatformError as exc:
             note = render.md(":warning: {} This is what was known before.", render.sentence(exc.message))
     return await pending_list(rt, ctx.user, course_id, note=note)
+
+
+_syncing: set[asyncio.Task[object]] = set()
+
+
+async def sync_until_recorded(rt: Runtime) -> None:
+    """Run a sync, but return once it has recorded the waiting requests: its cards go out at
+    Slack's pace (a minute for 60 new ones), which the answer does not wait for."""
+    recorded = asyncio.Event()
+    task: asyncio.Task[object] = asyncio.create_task(rt.approvals.sync(recorded=recorded))
+    waiter = asyncio.create_task(recorded.wait())
+    await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    waiter.cancel()
+    if task.done():
+        task.result()  # a platform failure is the caller's to tell
+        return
+    _syncing.add(task)
+    task.add_done_callback(_synced)
+
+
+def _synced(task: asyncio.Task[object]) -> None:
+    _syncing.discard(task)
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("the approval sync started by /course pending failed: %s", task.exception())
 
 
 class ApprovalListeners:

@@ -21,6 +21,7 @@ from bot.bulk.kinds import KINDS
 from bot.bulk.service import JobRecord, JobStatus
 from bot.core.grammar import COMMANDS, Invocation, Ref, RefKind, parse_ref
 from bot.runtime import Runtime
+from bot.slack.poster import PostUnknown, slack_error
 from handlers.commands import Context, CourseCommand
 from handlers.payloads import BlockAction, View, ViewSubmission
 
@@ -51,11 +52,11 @@ async def start_job(rt: Runtime, record: JobRecord) -> bool:
     snapshot.record.status, snapshot.record.confirmed_by = JobStatus.QUEUED, record.confirmed_by
     channel, ts = owner, None
     try:
-        posted = await rt.slack.chat_postMessage(channel=owner, **bulk_render.progress_message(snapshot).as_kwargs())
-        channel, ts = str(posted["channel"]), str(posted["ts"])
-    except SlackApiError as exc:
+        posted = await rt.poster.post(owner, bulk_render.progress_message(snapshot))
+        channel, ts = posted.channel, posted.ts
+    except (SlackApiError, PostUnknown) as exc:
         log.warning("bulk job %s: the progress message could not be posted (%s); the job posts it itself",
-                    record.id, exc.response.get("error"))
+                    record.id, slack_error(exc))
     await rt.bulk.start(record, channel=channel, ts=ts)
     return ts is not None
 

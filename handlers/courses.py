@@ -123,7 +123,7 @@ async def announce(rt: Runtime, user: str, channel: str, message: render.Message
             log.info("could not answer %s in %s (%s); sending a direct message", user, channel,
                      exc.response.get("error"))
     for page in pages:
-        await rt.slack.chat_postMessage(channel=user, **page)
+        await rt.poster.post_page(user, page)
 
 
 async def _submitted(rt: Runtime, ack: AsyncAck, submission: ViewSubmission) -> None:

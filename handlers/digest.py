@@ -101,8 +101,9 @@ async def update_message(rt: Runtime, channel: str, ts: str, enrolment_id: str, 
                 message = found[0]
         blocks = render_digest.replace_decided(list(message.get("blocks") or []), enrolment_id, outcome)
         if blocks is not None:
-            await rt.slack.chat_update(channel=channel, ts=ts, text=str(message.get("text") or "Course digest"),
-                                       blocks=blocks)
+            # The message as Slack has it, with one block replaced: sent back as it is.
+            await rt.poster.update_page(channel, ts, {"text": str(message.get("text") or "Course digest"),
+                                                      "blocks": blocks})
     except SlackApiError as exc:
         log.warning("digest: could not update the digest message (%s)", exc.response.get("error"))
     finally:

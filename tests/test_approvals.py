@@ -269,16 +269,19 @@ async def test_course_approve_outside_the_card_is_shown_on_it_with_who_did_it(
     assert len(puts(nexudus)) == 1
 
 
-async def test_a_request_waiting_too_long_gets_one_reminder_a_day_in_the_card_thread(
+async def test_a_request_waiting_too_long_gets_one_reminder_a_day_that_links_to_its_card(
     nexudus: Tenant, slack: SlackWorkspace
 ) -> None:
     pending(nexudus, "figma", "ada", days_ago=2)
     await sync(nexudus, slack, coursebot_reminder_hours=24)
     card = card_for(slack, "Ada Lovelace")
-    replies = [m for m in slack.messages(APPROVALS) if m.get("thread_ts") == card["ts"]]
-    assert len(replies) == 1 and "waiting for 2 days" in replies[0]["text"]
+    [reminder] = [m for m in slack.messages(APPROVALS)
+                  if (m.get("metadata") or {}).get("event_type") == "coursebot_reminder"]
+    assert "waiting 2 days" in text(reminder) and card["ts"].replace(".", "") in text(reminder)
+    assert "Ann Other" not in text(reminder)  # Ann asked just now
     await sync(nexudus, slack, coursebot_reminder_hours=24)
-    assert len([m for m in slack.messages(APPROVALS) if m.get("thread_ts")]) == 1  # Ann asked just now
+    assert len([m for m in slack.messages(APPROVALS)
+                if (m.get("metadata") or {}).get("event_type") == "coursebot_reminder"]) == 1
 
 
 async def test_a_platform_without_an_approval_step_syncs_nothing_and_help_says_so(slack: SlackWorkspace) -> None:

@@ -347,11 +347,16 @@ async def test_response_url(ws: SlackWorkspace, client: AsyncWebClient, url: str
 async def test_concurrent_posts_get_unique_increasing_ts(ws: SlackWorkspace, client: AsyncWebClient) -> None:
     import asyncio
 
-    results = await asyncio.gather(*(client.chat_postMessage(channel="C1", text=str(i)) for i in range(40)))
+    channels = [f"C{n}" for n in range(1, 9)]
+    for channel in channels[1:]:
+        ws.add_channel(channel, channel.lower(), ["U1"])
+    # 40 at once: 5 into each of 8 channels (each channel's burst; a sixth would be ratelimited)
+    results = await asyncio.gather(*(client.chat_postMessage(channel=channels[i % 8], text=str(i)) for i in range(40)))
     stamps = [r["ts"] for r in results]
     assert len(set(stamps)) == 40
-    stored = [m["ts"] for m in ws.messages("C1")]
-    assert stored == sorted(stored, key=lambda ts: tuple(int(p) for p in ts.split(".")))
+    for channel in channels:
+        stored = [m["ts"] for m in ws.messages(channel)]
+        assert len(stored) == 5 and stored == sorted(stored, key=lambda ts: tuple(int(p) for p in ts.split(".")))
 
 
 async def test_socket_mode_tokens_urls_and_envelopes(client: AsyncWebClient, url: str, ws: SlackWorkspace) -> None:
@@ -388,3 +393,47 @@ async def test_socket_mode_tokens_urls_and_envelopes(client: AsyncWebClient, url
             assert closing.type == aiohttp.WSMsgType.CLOSE and closing.data == 1011
         with pytest.raises(aiohttp.WSServerHandshakeError):  # each address serves one connection
             await session.ws_connect(socket_url)
+
+
+def test_posts_into_one_channel_are_limited_like_slack() -> None:
+    """1 message a second per channel after a burst of 5; past it, 429 ratelimited with Retry-After."""
+    now = [1_700_000_000.0]
+    ws = SlackWorkspace(token="xoxb-test", clock=lambda: now[0])
+    ws.add_user("U1", "ada", "ada@example.com")
+    ws.add_channel("C1", "general", ["U1"])
+    ws.add_channel("C2", "random", ["U1"])
+
+    def post(channel: str) -> Any:
+        return ws.dispatch("chat.postMessage", {"channel": channel, "text": "hi"}, "xoxb-test")
+
+    assert [post("C1").status for _ in range(5)] == [200] * 5
+    refused = post("C1")
+    assert (refused.status, refused.body["error"], refused.headers["Retry-After"]) == (429, "ratelimited", "1")
+    assert len(ws.messages("C1")) == 5 and ws.ratelimited == 1
+    assert post("C2").status == 200  # per channel
+    now[0] += 0.5
+    assert post("C1").headers["Retry-After"] == "1"
+    now[0] += 0.5
+    assert post("C1").status == 200
+    for _ in range(12):  # then one a second
+        now[0] += 1.0
+        assert post("C1").status == 200
+    assert post("C1").status == 429
+    assert ws.ratelimited == 3 and ws.ratelimited_calls()[-1] == ("chat.postMessage", "C1")
+    assert ws.busiest(10.0) == {"C1": 5 + 1 + 8, "C2": 1} and ws.most_in_window(10.0) == 14
+    assert post("U1").status == 200  # a user id posts into their DM, which has its own limit
+
+    ws.limit_posts(None)  # off, for a test that is about something else
+    assert all(post("C1").status == 200 for _ in range(20))
+
+
+async def test_a_lost_answer_still_carries_the_call_out(ws: SlackWorkspace, client: AsyncWebClient) -> None:
+    ws.lose_answer_next("chat.postMessage", 1)
+    with pytest.raises(SlackApiError) as err:
+        await client.chat_postMessage(channel="C1", text="stored anyway")
+    assert err.value.response.status_code == 500
+    ws.lose_answer_next("chat.postMessage", 1, how="drop")
+    with pytest.raises(aiohttp.ClientPayloadError):
+        await client.chat_postMessage(channel="C1", text="stored too")
+    assert [m["text"] for m in ws.messages("C1")] == ["stored anyway", "stored too"]
+    assert (await client.chat_postMessage(channel="C1", text="answered"))["ok"]

@@ -1,12 +1,15 @@
-"""The approval service's `Board` on Slack: cards, their metadata, reminders, DMs and App Home.
+"""The approval service's `Board` on Slack: cards, their metadata, reminders, escalations, DMs and App Home.
 
 Failures here never undo a decision: the platform is the truth, and a card that could not be
 updated is set right by the next click or sync (each compares what the card shows with the request).
+Every post and update goes through the Poster (bot.slack.poster): paced per channel across
+processes, and never posted twice after an answer is lost.
 """
 
 from __future__ import annotations
 
 import logging
+import secrets
 import time
 from datetime import timedelta
 from typing import Any
@@ -20,6 +23,8 @@ from bot.approvals.requests import CardRef, FoundCard
 from bot.approvals.service import HISTORY_PAGES
 from bot.approvals.store import ApprovalRequest
 from bot.core.directory import Directory, DirectoryError
+from bot.render import Message
+from bot.slack.poster import Poster, PostUnknown, slack_error
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +46,10 @@ def _error(exc: SlackApiError) -> str:
 
 
 class SlackBoard:
-    def __init__(self, slack: AsyncWebClient, channel: str | None, directory: Directory, platform: str) -> None:
-        self.slack = slack
+    def __init__(self, slack: AsyncWebClient, poster: Poster, channel: str | None, directory: Directory,
+                 platform: str) -> None:
+        self.slack = slack  # reads: history, Home
+        self.poster = poster  # posts and updates
         self.channel = channel
         self.directory = directory
         self.platform = platform
@@ -55,13 +62,21 @@ class SlackBoard:
         assert self.channel
         message = render.card_message(request, platform=self.platform)
         try:
-            response = await self.slack.chat_postMessage(channel=self.channel, metadata=render.card_metadata(request),
-                                                         **message.as_kwargs())
+            posted = await self.poster.post(self.channel, message, metadata=render.card_metadata(request))
         except SlackApiError as exc:
             log.warning("could not post an approval card to %s (%s): invite the bot to the channel, and check "
                         "COURSEBOT_APPROVALS_CHANNEL", self.channel, _error(exc))
             return None
-        return CardRef(str(response["channel"]), str(response["ts"]))
+        return CardRef(posted.channel, posted.ts)
+
+    async def post_summary(self, count: int) -> None:
+        """Before a run of many new cards: one line that says how many follow."""
+        assert self.channel
+        try:
+            await self.poster.post(self.channel, render.cards_follow_message(count))
+        except (SlackApiError, PostUnknown) as exc:
+            log.warning("could not post the summary of %d new requests to %s (%s)", count, self.channel,
+                        slack_error(exc))
 
     async def update_card(self, request: ApprovalRequest, where: CardRef | None = None) -> bool:
         target = where or CardRef(request.card_channel, request.card_ts)
@@ -69,8 +84,7 @@ class SlackBoard:
             return False
         message = render.card_message(request, platform=self.platform)
         try:
-            await self.slack.chat_update(channel=target.channel, ts=target.ts, metadata=render.card_metadata(request),
-                                         **message.as_kwargs())
+            await self.poster.update(target.channel, target.ts, message, metadata=render.card_metadata(request))
         except Exception as exc:
             reason = _error(exc) if isinstance(exc, SlackApiError) else type(exc).__name__
             log.warning("could not update the card of request %s (%s); the next sync or click retries",
@@ -120,13 +134,29 @@ class SlackBoard:
                 return card_of(message, where.channel)
         return None
 
-    async def remind(self, request: ApprovalRequest, waited: timedelta) -> None:
-        message = render.reminder_message(request, waited)
+    async def remind(self, channel: str, due: list[tuple[ApprovalRequest, timedelta]]) -> bool:
+        """One message into `channel` listing the requests that fell due, with links to their cards."""
+        return await self._round(channel, render.reminder_message(due), render.REMINDER_EVENT, "reminder")
+
+    async def escalate(self, due: list[tuple[ApprovalRequest, timedelta]], managers: list[str],
+                       after: timedelta) -> bool:
+        """One message into the approvals channel that names the requests and mentions every manager."""
+        if not self.channel:
+            return False
+        return await self._round(self.channel, render.escalation_message(due, managers, after),
+                                 render.ESCALATION_EVENT, "escalation")
+
+    async def _round(self, channel: str, message: Message, event: str, what: str) -> bool:
+        metadata = {"event_type": event, "event_payload": {"round": secrets.token_hex(8)}}
         try:
-            await self.slack.chat_postMessage(channel=request.card_channel, thread_ts=request.card_ts,
-                                              **message.as_kwargs())
+            await self.poster.post(channel, message, metadata=metadata)
         except SlackApiError as exc:
-            log.warning("could not post a reminder for request %s (%s)", request.id, _error(exc))
+            log.warning("could not post the %s to %s (%s); the next sync tries again", what, channel,
+                        slack_error(exc))
+            return False
+        except PostUnknown as exc:  # it may be there: not posted again, so never twice
+            log.warning("the %s to %s may not have arrived: %s", what, channel, exc)
+        return True
 
     async def tell_member(self, request: ApprovalRequest) -> None:
         """A direct message to the member, when their platform email is a Slack user's."""
@@ -136,13 +166,11 @@ class SlackBoard:
             user = await self.directory.user_by_email(request.member_email)
             if not user:
                 return
-            opened = await self.slack.conversations_open(users=user)
-            channel = str(opened["channel"]["id"])
-            await self.slack.chat_postMessage(channel=channel, **render.member_message(request).as_kwargs())
+            await self.poster.post(user, render.member_message(request))
         except DirectoryError as exc:
             log.info("could not look up the member of request %s in Slack: %s", request.id, exc.message)
-        except SlackApiError as exc:
-            log.warning("could not tell the member of request %s (%s)", request.id, _error(exc))
+        except (SlackApiError, PostUnknown) as exc:
+            log.warning("could not tell the member of request %s (%s)", request.id, slack_error(exc))
 
     async def publish_home(self, user_id: str, home: HomeData | None) -> None:
         try:

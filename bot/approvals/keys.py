@@ -25,6 +25,10 @@ SYNC_RECONCILE = Key("sync:reconcile", 6 * 3600, "NX guard: a full re-read of th
                      "every 6 hours (catches deletions, which an incremental read cannot see)")
 COURSE_CACHE = Key("courses:cards", 3600, "course id -> JSON {title, visibility} for approval cards (hash)")
 REMINDED = Key("reminded:{}", DAY - 300, "NX guard: at most one reminder a day per waiting request")
+ESCALATED = Key("escalated:{}", 90 * DAY, "NX guard: a request waiting past COURSEBOT_ESCALATE_HOURS is raised to "
+                "every manager once (removed again only if Slack refused the message)")
+CARDS_SUMMARY = Key("cards-summary:{}", DAY, "NX guard: one 'N new requests are waiting' line per run of new "
+                    "cards, by the run's oldest request id")
 HOME_VIEWERS = Key("home:viewers", None, "sorted set of managers who opened App Home, by when (last 7 days, 50 max)")
 DECISIONS_RECENT = Key("decisions:recent", None, "the last 50 decided request ids, newest first (list)")
 APPROVE_BATCH = Key("approve-all:{}", 3600, "the request ids behind one 'Approve all N' button (JSON list)")

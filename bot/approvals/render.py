@@ -6,6 +6,7 @@ checked again on the server, so a value grants nothing.
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -33,6 +34,7 @@ from bot.render import (
     icon,
     input_block,
     join,
+    link,
     md,
     mention,
     modal,
@@ -53,8 +55,11 @@ APPROVE_ALL = ActionId.APPROVE_ALL
 BLOCK_VIEW = ViewId.BLOCK_REASON
 REASON_BLOCK = "reason"
 METADATA_EVENT = "coursebot_request"
+REMINDER_EVENT = "coursebot_reminder"
+ESCALATION_EVENT = "coursebot_escalation"
 
 LIST_MAX = 15  # requests with buttons in one /course pending reply (2 blocks each, 50 blocks max)
+ROUND_MAX = 30  # requests listed in one reminder or escalation (a line each, well under Slack's size limits)
 HOME_MAX = 20  # the same on App Home (100 blocks max)
 
 OUTCOME_ICON = {
@@ -211,11 +216,69 @@ def card_message(request: ApprovalRequest, *, platform: str) -> Message:
     return Message(text=fallback, blocks=blocks)
 
 
-def reminder_message(request: ApprovalRequest, waited: timedelta) -> Message:
+_CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,}$")
+_TS = re.compile(r"^\d{6,}\.\d{1,6}$")
+
+
+def card_link(request: ApprovalRequest) -> str | None:
+    """The card's permalink, built from its channel and ts (no API call): slack.com redirects it."""
+    if not _CHANNEL_ID.match(request.card_channel) or not _TS.match(request.card_ts):
+        return None
+    return f"https://slack.com/archives/{request.card_channel}/p{request.card_ts.replace('.', '')}"
+
+
+def span(waited: timedelta) -> str:
     days, hours = int(waited.total_seconds() // 86400), int(waited.total_seconds() // 3600)
-    span = f"{days} day{'s' if days != 1 else ''}" if days >= 1 else f"{hours} hour{'s' if hours != 1 else ''}"
-    return simple(md(":alarm_clock: {} has been waiting for {}. Approve or block the request above.",
-                     name(request.member_label, CARD_NAME), span))
+    if days >= 1:
+        return f"{days} day{'s' if days != 1 else ''}"
+    return f"{hours} hour{'s' if hours != 1 else ''}"
+
+
+def _waiting_line(request: ApprovalRequest, waited: timedelta) -> Mrkdwn:
+    url = card_link(request)
+    who = md("*{}*", link(url, request.member_label)) if url else md("*{}*", name(request.member_label))
+    return md("• {} asks to join {} · waiting {}", who, _course(request), span(waited))
+
+
+def _round_lines(due: list[tuple[ApprovalRequest, timedelta]]) -> list[Block]:
+    blocks = sections_of_lines([_waiting_line(request, waited) for request, waited in due[:ROUND_MAX]], budget=10)
+    if len(due) > ROUND_MAX:
+        blocks.append(context(md("…and {} more: `/course pending` lists them all.", len(due) - ROUND_MAX)))
+    return blocks
+
+
+def _requests(count: int) -> str:
+    return f"{count} request{'s' if count != 1 else ''}"
+
+
+def reminder_message(due: list[tuple[ApprovalRequest, timedelta]]) -> Message:
+    """The requests that fell due for a reminder in one round, in one message, each linked to its card."""
+    verb = "is" if len(due) == 1 else "are"
+    title = f"{_requests(len(due))} {verb} still waiting for a decision"
+    blocks = [section(md(":alarm_clock: *{}*", title)), *_round_lines(due),
+              context(md("Open a card to approve or block it, or use `/course pending`."))]
+    names = join(name(r.member_label) for r, _ in due[:5])
+    return Message(text=md("{}: {}{}", title, names, md(", …") if len(due) > 5 else EMPTY), blocks=blocks)
+
+
+def escalation_message(due: list[tuple[ApprovalRequest, timedelta]], managers: list[str],
+                       after: timedelta) -> Message:
+    """Requests waiting past COURSEBOT_ESCALATE_HOURS, raised to every manager (mentions from ids only)."""
+    verb = "has" if len(due) == 1 else "have"
+    title = f"{_requests(len(due))} {verb} been waiting more than {span(after)}"
+    who = join((_person_or_group(m) for m in managers), " ")
+    ask = md("{}: please decide, or ask the course's approvers to.", who) if managers else \
+        md("No managers are configured (COURSEBOT_MANAGERS), so nobody was notified by name.")
+    blocks = [section(md(":rotating_light: *{}*", title)), section(ask), *_round_lines(due),
+              context(md("Open a card to approve or block it, or use `/course pending`."))]
+    return Message(text=md("{}. {}", title, who) if managers else md("{}.", title), blocks=blocks)
+
+
+def cards_follow_message(count: int) -> Message:
+    """The line before a run of many new cards."""
+    noun, verb = ("request", "is") if count == 1 else ("requests", "are")
+    return simple(md(":inbox_tray: *{} new {} {} waiting for approval*; their cards follow, oldest first.",
+                     count, noun, verb))
 
 
 def member_message(request: ApprovalRequest) -> Message:

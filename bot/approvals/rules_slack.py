@@ -18,6 +18,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.approvals import rules_render
 from bot.approvals.rules import CourseRules, RuleChange, RulesCopyError
+from bot.slack.poster import Poster, PostUnknown
 
 log = logging.getLogger(__name__)
 
@@ -27,8 +28,9 @@ HISTORY_PAGES = 25  # of 200 messages: the copy is found if it is among the chan
 
 
 class SlackRulesCopy:
-    def __init__(self, slack: AsyncWebClient, channel: str | None) -> None:
-        self.slack = slack
+    def __init__(self, slack: AsyncWebClient, poster: Poster, channel: str | None) -> None:
+        self.slack = slack  # reads the history
+        self.poster = poster  # posts, at the channel's pace
         self.channel = channel
 
     async def save(self, book: dict[str, CourseRules], change: RuleChange | None) -> bool:
@@ -39,10 +41,13 @@ class SlackRulesCopy:
                     "event_payload": {"version": VERSION, "rules": json.dumps(rules, separators=(",", ":"))}}
         message = rules_render.copy_message(book, change)
         try:
-            await self.slack.chat_postMessage(channel=self.channel, metadata=metadata, **message.as_kwargs())
+            await self.poster.post(self.channel, message, metadata=metadata)
         except SlackApiError as exc:
             log.warning("could not post the copy of the approval rules to %s (%s)", self.channel,
                         exc.response.get("error"))
+            return False
+        except PostUnknown as exc:  # posted again later: the newest copy is the one read back
+            log.warning("the copy of the approval rules may not have reached %s: %s", self.channel, exc)
             return False
         return True
 

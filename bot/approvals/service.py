@@ -6,12 +6,19 @@ per waiting enrolment in Redis, and has each shown on a card. Decisions are made
 the one decision path (bot.approvals.decisions); the sync records decisions made outside the bot
 (admin panel, deletion) and attributes them to a decision of the bot's own when its record says so.
 The service knows nothing of Slack: it talks to a `Board`, which the Slack side implements.
+
+What the sync posts goes out at Slack's pace (the Board's Poster): many new requests at once get
+one summary line and then their cards, oldest first; reminders that fall due together go out as
+one message per channel per round that lists them, and a request still waiting after
+`escalate_after` is raised to every manager once, in one message per round.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -37,6 +44,7 @@ SKEW = timedelta(days=1)  # first cursor, when nothing was seen yet: safely behi
 HISTORY_PAGES = 10  # conversations.history pages (200 messages each) read to find cards after a flush
 AUTO_APPROVE_MAX = 50  # auto-approvals per sync (each one platform write, within its write budget); the rest next time
 CARD_FIRST = timedelta(minutes=10)  # an auto-approval waits this long for its card, so the card shows the rule
+SUMMARY_FROM = 10  # this many new cards at once are announced by one summary line first
 
 
 @dataclass
@@ -57,10 +65,19 @@ class Board(Protocol):
     async def post_card(self, request: ApprovalRequest) -> CardRef | None:
         """Post the card; None when Slack refused (nothing posted); raises when the outcome is unknown."""
 
+    async def post_summary(self, count: int) -> None:
+        """Say that `count` new cards follow."""
+
     async def update_card(self, request: ApprovalRequest, where: CardRef | None = None) -> bool: ...
     async def find_cards(self, wanted: set[str], *, exhaustive: bool) -> dict[str, FoundCard]: ...
     async def find_card(self, where: CardRef, metadata: dict[str, Any] | None) -> FoundCard | None: ...
-    async def remind(self, request: ApprovalRequest, waited: timedelta) -> None: ...
+    async def remind(self, channel: str, due: list[tuple[ApprovalRequest, timedelta]]) -> bool:
+        """One message into `channel` listing these requests; False when Slack refused it."""
+
+    async def escalate(self, due: list[tuple[ApprovalRequest, timedelta]], managers: list[str],
+                       after: timedelta) -> bool:
+        """One message to every manager naming these requests; False when Slack refused it."""
+
     async def tell_member(self, request: ApprovalRequest) -> None: ...
     async def publish_home(self, user_id: str, home: HomeData | None) -> None: ...
 
@@ -74,6 +91,7 @@ class SyncReport:
     closed: int = 0
     posted: int = 0
     reminded: int = 0
+    escalated: int = 0
     caught_up: int = 0  # cards of decided requests set right after Slack refused their update
     auto_approved: int = 0  # waiting requests approved by an auto-approve rule
 
@@ -94,6 +112,8 @@ class ApprovalService:
         home: Home,
         *,
         reminder_after: timedelta = timedelta(hours=24),
+        escalate_after: timedelta = timedelta(hours=72),
+        managers: Sequence[str] = (),
     ) -> None:
         self.platform = platform
         self.redis = redis
@@ -104,6 +124,8 @@ class ApprovalService:
         self.home = home
         self.reminder_after = reminder_after
         self.rules: RuleBook | None = None
+        self.escalate_after = escalate_after
+        self.managers = list(managers)
 
     @property
     def available(self) -> bool:
@@ -111,15 +133,18 @@ class ApprovalService:
 
     # ---- sync -------------------------------------------------------------------------
 
-    async def sync(self) -> SyncReport:
-        """One poll. Several workers may call it at once: a Redis lock lets one of them run it."""
+    async def sync(self, *, recorded: asyncio.Event | None = None) -> SyncReport:
+        """One poll. Several workers may call it at once: a Redis lock lets one of them run it.
+
+        `recorded` is set once the waiting requests are recorded (what `/course pending` and Home
+        list), before their cards go out at Slack's pace: a caller in a hurry can answer then."""
         if not self.available:
             return SyncReport(skipped=f"{self.platform.display_name} has no approval step")
         lock = self.redis.lock(keys.SYNC_LOCK(), timeout=keys.SYNC_LOCK.ttl, blocking=False)
         if not await lock.acquire():
             return SyncReport(skipped="another process is running the sync")
         try:
-            report = await self._sync(lock)
+            report = await self._sync(lock, recorded)
             await self.store.mark_synced()
         finally:
             with contextlib.suppress(LockError):
@@ -128,7 +153,7 @@ class ApprovalService:
             await self.home.refresh()
         return report
 
-    async def _sync(self, lock: Any) -> SyncReport:
+    async def _sync(self, lock: Any, recorded: asyncio.Event | None = None) -> SyncReport:
         if self.rules is not None:
             await self.rules.ensure_loaded()  # after a flush: the rules first, so new requests carry them
         cursor = await self.store.cursor()
@@ -168,10 +193,14 @@ class ApprovalService:
             await self._create(new, {}, report)
 
         await self._advance_cursor(cursor, by_id.values(), held_back)
+        if recorded is not None:
+            recorded.set()
         report.caught_up = await self._catch_up_cards()
         report.posted = await self._post_missing_cards(lock)
         report.auto_approved = await self._auto_approve(lock)
-        report.reminded = await self._remind()
+        escalated = await self._escalate()
+        report.escalated = len(escalated)
+        report.reminded = await self._remind(escalated)
         if self.rules is not None:
             await self.rules.copy_if_due()
         return report
@@ -267,10 +296,15 @@ class ApprovalService:
         return behind
 
     async def _post_missing_cards(self, lock: Any) -> int:
+        """Cards for open requests that have none, oldest first, at the channel's pace (the Poster's)."""
+        missing = [r for r in await self.store.open_requests() if not r.card_ts]
+        if not missing or not self.board.can_post:
+            return 0
+        fresh = [r for r in missing if r.card_shows != "posting"]
+        if len(fresh) >= SUMMARY_FROM and await self.store.summary_once(fresh[0].id):
+            await self.board.post_summary(len(fresh))
         posted = 0
-        for request in await self.store.open_requests():
-            if request.card_ts:
-                continue
+        for request in missing:
             if await self._post(request):
                 posted += 1
                 try:
@@ -294,9 +328,9 @@ class ApprovalService:
         request = await self.store.update(request, card_shows="posting")
         try:
             ref = await self.board.post_card(request)
-        except Exception:
-            log.exception("approval card for request %s: the post's outcome is unknown; checking next time",
-                          request.id)
+        except Exception as exc:
+            log.warning("approval card for request %s: the post's outcome is unknown (%s); checking next time",
+                        request.id, exc)
             return False
         if ref is None:  # Slack said no: nothing was posted, so the next try need not look first
             await self.store.update(request, card_shows="")
@@ -308,13 +342,37 @@ class ApprovalService:
             await self.book.show(latest)  # decided while the card was being posted
         return True
 
-    async def _remind(self) -> int:
-        reminded = 0
+    async def _escalate(self) -> set[str]:
+        """Requests waiting past `escalate_after`, raised to every manager once (a guard per request)."""
+        if not self.board.can_post:
+            return set()
         moment = now()
+        due = [(request, moment - request.waiting_since)
+               for request in await self.store.waiting_before(moment - self.escalate_after)
+               if await self.store.escalate_once(request.id)]
+        if not due:
+            return set()
+        ids = [request.id for request, _ in due]
+        if not await self.board.escalate(due, self.managers, self.escalate_after):
+            await self.store.forget_escalations(ids)  # Slack refused: the next round tries again
+            return set()
+        return set(ids)
+
+    async def _remind(self, escalated: set[str]) -> int:
+        """Requests due a reminder (at most one a day each), as one message per card channel this round.
+
+        A request raised to the managers this round is not reminded of as well."""
+        moment = now()
+        due: dict[str, list[tuple[ApprovalRequest, timedelta]]] = {}
         for request in await self.store.waiting_before(moment - self.reminder_after):
-            if request.card_ts and await self.store.remind_once(request.id):
-                await self.board.remind(request, moment - request.waiting_since)
-                reminded += 1
+            if request.card_ts and await self.store.remind_once(request.id) and request.id not in escalated:
+                due.setdefault(request.card_channel, []).append((request, moment - request.waiting_since))
+        reminded = 0
+        for channel, listed in due.items():
+            if await self.board.remind(channel, listed):
+                reminded += len(listed)
+            else:
+                await self.store.forget_reminders([request.id for request, _ in listed])
         return reminded
 
     async def _auto_approve(self, lock: Any) -> int:

@@ -280,6 +280,22 @@ class ApprovalStore:
     async def remind_once(self, request_id: str) -> bool:
         return bool(await self.redis.set(keys.REMINDED(request_id), "1", nx=True, ex=keys.REMINDED.ttl))
 
+    async def forget_reminders(self, request_ids: list[str]) -> None:
+        """The reminder was not posted: these requests are due again next round."""
+        if request_ids:
+            await self.redis.delete(*(keys.REMINDED(i) for i in request_ids))
+
+    async def escalate_once(self, request_id: str) -> bool:
+        return bool(await self.redis.set(keys.ESCALATED(request_id), "1", nx=True, ex=keys.ESCALATED.ttl))
+
+    async def forget_escalations(self, request_ids: list[str]) -> None:
+        if request_ids:
+            await self.redis.delete(*(keys.ESCALATED(i) for i in request_ids))
+
+    async def summary_once(self, first_request_id: str) -> bool:
+        return bool(await self.redis.set(keys.CARDS_SUMMARY(first_request_id), "1", nx=True,
+                                         ex=keys.CARDS_SUMMARY.ttl))
+
     # ---- App Home and Approve all -----------------------------------------------------
 
     async def add_home_viewer(self, user_id: str) -> None:

@@ -30,10 +30,10 @@ async def approval_sync(rt: Runtime) -> None:
         _once("COURSEBOT_APPROVALS_CHANNEL is not set: waiting enrolments are listed by /course pending and on "
               "the Home tab, but no cards are posted")
     report = await rt.approvals.sync()
-    if report.changed or report.posted or report.reminded or report.auto_approved:
-        log.info("approval sync: %d new, %d found again, %d decided elsewhere, %d cards posted, %d reminders, "
-                 "%d approved by rules", report.new, report.adopted, report.closed, report.posted, report.reminded,
-                 report.auto_approved)
+    if report.changed or report.posted or report.reminded or report.escalated or report.auto_approved:
+        log.info("approval sync: %d new, %d found again, %d decided elsewhere, %d cards posted, %d reminded, "
+                 "%d escalated, %d approved by rules", report.new, report.adopted, report.closed, report.posted,
+                 report.reminded, report.escalated, report.auto_approved)
 
 
 async def approve_all(rt: Runtime, kwargs: dict[str, Any]) -> None:

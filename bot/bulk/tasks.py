@@ -10,11 +10,10 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from slack_sdk.errors import SlackApiError
-from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.bulk import render as render
 from bot.bulk.service import BulkRunner, JobVanished, Report, Snapshot, load_record
-from bot.slack.post import post_follow_ups
+from bot.slack.poster import Poster
 
 if TYPE_CHECKING:
     from bot.runtime import Runtime
@@ -23,10 +22,12 @@ log = logging.getLogger(__name__)
 
 
 class SlackProgress:
-    """Draws the job's progress in its message (chat.update), then the report, and the CSV in its thread."""
+    """Draws the job's progress in its message (chat.update), then the report, and the CSV in its thread.
 
-    def __init__(self, slack: AsyncWebClient, channel: str, ts: str | None) -> None:
-        self.slack = slack
+    Through the Poster (bot.slack.poster): paced per channel, and never posted twice."""
+
+    def __init__(self, poster: Poster, channel: str, ts: str | None) -> None:
+        self.poster = poster
         self.channel = channel
         self.ts = ts
 
@@ -34,7 +35,7 @@ class SlackProgress:
         if self.ts is None:
             await self._post(render.progress_message(snapshot).as_kwargs())
             return
-        await self.slack.chat_update(channel=self.channel, ts=self.ts, **render.progress_message(snapshot).as_kwargs())
+        await self.poster.update(self.channel, self.ts, render.progress_message(snapshot))
 
     async def finish(self, report: Report) -> None:
         attach = len(report.rows) > render.CSV_ABOVE
@@ -42,21 +43,21 @@ class SlackProgress:
         try:
             if self.ts is None:
                 raise LookupError("no progress message")
-            await self.slack.chat_update(channel=self.channel, ts=self.ts, **pages[0])
+            await self.poster.update_page(self.channel, self.ts, pages[0])
         except (SlackApiError, LookupError) as exc:
             log.info("progress message unavailable (%s): posting the report anew", exc)
             await self._post(pages[0])
         assert self.ts is not None
-        await post_follow_ups(self.slack, self.channel, self.ts, pages[1:])
+        await self.poster.post_follow_ups(self.channel, self.ts, pages[1:])
         if attach:
-            await self.slack.files_upload_v2(
-                channel=self.channel, thread_ts=self.ts, content=render.report_csv(report),
+            await self.poster.upload(
+                self.channel, thread_ts=self.ts, content=render.report_csv(report),
                 filename=render.csv_filename(report), title=render.csv_title(report),
             )
 
-    async def _post(self, message: dict[str, Any]) -> None:
-        posted = await self.slack.chat_postMessage(channel=self.channel, **message)
-        self.channel, self.ts = str(posted["channel"]), str(posted["ts"])
+    async def _post(self, page: dict[str, Any]) -> None:
+        posted = await self.poster.post_page(self.channel, page)
+        self.channel, self.ts = posted.channel, posted.ts
 
 
 async def run_bulk_job(rt: Runtime, kwargs: dict[str, Any]) -> None:
@@ -67,7 +68,7 @@ async def run_bulk_job(rt: Runtime, kwargs: dict[str, Any]) -> None:
         log.warning("bulk job %s: no record in Redis; telling its owner", job_id)
         await _tell_vanished(rt, owner, course, None)
         return
-    sink = SlackProgress(rt.slack, record.channel or record.confirmed_by or record.actor, record.ts)
+    sink = SlackProgress(rt.poster, record.channel or record.confirmed_by or record.actor, record.ts)
     try:
         await BulkRunner(rt.platform, rt.redis, job_id, sink).run()
     except JobVanished as exc:

@@ -62,6 +62,7 @@ class Settings(BaseSettings):
     coursebot_digest_skip_empty: bool = False
     coursebot_sync_seconds: int = Field(default=60, ge=1)
     coursebot_reminder_hours: float = Field(default=24, gt=0)
+    coursebot_escalate_hours: float = Field(default=72, gt=0)
 
     log_level: str = "INFO"
     log_format: Literal["text", "json"] = "text"

@@ -45,5 +45,10 @@ WORKERS = Key("workers", WORKER_SEEN_SECONDS, "worker heartbeats (sorted set): m
 DOCTOR_PROBE = Key("doctor:probe:{}", 60, "written, read back and deleted by `coursebot doctor` to prove Redis "
                    "takes writes")
 
+# Posting to Slack (bot.slack.poster). The pace itself is kept by `limits` under coursebot:limits:
+# slack:post:<channel>, slack:update:<channel> and slack:update (moving windows).
+SLACK_HOLD = Key("slack:hold:{}:{}", 300, "post or update + channel ('*': the workspace): Slack answered 429, "
+                 "so every process waits out its Retry-After (this key's lifetime, at most 300 s)")
+
 
 ALL_KEY_MODULES = ("bot.core.keys", "bot.approvals.keys", "bot.bulk.keys", "bot.digest.keys", "bot.courses.keys")

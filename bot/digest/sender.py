@@ -40,7 +40,6 @@ from bot.digest import render as render
 from bot.digest.chart import render_chart
 from bot.digest.service import Digest, DigestService, RuleApproval, day_start, is_due, local_day, utcnow
 from bot.render import File, file_title
-from bot.slack.post import post_follow_ups
 
 if TYPE_CHECKING:
     from bot.runtime import Runtime
@@ -172,11 +171,11 @@ async def send_digest(rt: Runtime, *, now: datetime | None = None) -> SendResult
                 return SendResult("busy", day)
             await rt.redis.set(posting_key, claim.value, ex=keys.DIGEST_POSTING.ttl)
             pages = message.pages("thread")
-            response = await rt.slack.chat_postMessage(
-                channel=channel, **pages[0], unfurl_links=False, unfurl_media=False,
+            posted = await rt.poster.post_page(
+                channel, pages[0], unfurl_links=False, unfurl_media=False,
                 metadata={"event_type": EVENT_TYPE, "event_payload": {"date": day.isoformat()}},
             )
-            ts = str(response["ts"])
+            ts = posted.ts
             await _record(rt, claim, channel, day, ts, digest)
     except Exception as exc:
         await claim.release()
@@ -189,7 +188,7 @@ async def send_digest(rt: Runtime, *, now: datetime | None = None) -> SendResult
         return SendResult("failed", day, error=str(error))
     log.info("digest: posted to %s for %s (ts %s)", channel, day, ts)
     if len(pages) > 1:  # the lists the digest had to cut, complete, in its thread
-        await post_follow_ups(rt.slack, str(response["channel"]), ts, pages[1:])
+        await rt.poster.post_follow_ups(posted.channel, ts, pages[1:])
     for file in message.files:
         await post_file(rt, channel, ts, file)
     if digest.chart_has_data:
@@ -232,8 +231,7 @@ async def find_posted(rt: Runtime, channel: str, day: date) -> str | None:
 async def post_file(rt: Runtime, channel: str, ts: str, file: File) -> None:
     """A file of the digest (its complete lists) into its thread."""
     try:
-        await rt.slack.files_upload_v2(channel=channel, thread_ts=ts, content=file.content, filename=file.filename,
-                                       title=file.title)
+        await rt.poster.upload(channel, thread_ts=ts, content=file.content, filename=file.filename, title=file.title)
     except SlackApiError as exc:
         log.warning("digest: %s could not be uploaded to %s (%s)", file.filename, channel, exc.response.get("error"))
 
@@ -246,8 +244,8 @@ async def post_chart(rt: Runtime, channel: str, ts: str, digest: Digest) -> None
     label = digest.chart_label.capitalize()
     try:
         png = await asyncio.to_thread(render_chart, days, enrolled, completed, completions_label=label)
-        await rt.slack.files_upload_v2(
-            channel=channel, thread_ts=ts, content=png,
+        await rt.poster.upload(
+            channel, thread_ts=ts, content=png,
             filename=file_title(f"coursebot-digest-{digest.day.isoformat()}.png"),
             title=file_title(f"Enrolments and {digest.chart_label}, {days[0]:%d %b} – {days[-1]:%d %b}"),
             alt_txt=file_title(f"Bar chart per day from {days[0]:%d %B} to {days[-1]:%d %B}: {sum(enrolled)} new "

@@ -13,16 +13,12 @@ from typing import Any
 import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.async_handler import AsyncRetryHandler
-from slack_sdk.http_retry.builtin_async_handlers import (
-    AsyncConnectionErrorRetryHandler,
-    AsyncRateLimitErrorRetryHandler,
-    AsyncServerErrorRetryHandler,
-)
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from bot.core import metrics
 from bot.core.config import Settings
+from bot.slack.retries import safe_retry_handlers
 
 
 class CountingWebClient(AsyncWebClient):
@@ -46,11 +42,8 @@ def error_code(exc: SlackApiError) -> str:
 
 def make_slack_client(settings: Settings, *, retry: bool = True, timeout: int = 30) -> CountingWebClient:
     """The bot's client. `retry=False` (start-up checks, doctor): no retry handlers, so the
-    caller decides about retries and slack_sdk logs no retry lines."""
+    caller decides about retries and slack_sdk logs no retry lines. Otherwise slack_sdk re-sends
+    only what may safely arrive twice (bot.slack.retries: never a post whose answer was lost)."""
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
-    handlers: list[AsyncRetryHandler] = [
-        AsyncConnectionErrorRetryHandler(max_retry_count=2),
-        AsyncRateLimitErrorRetryHandler(max_retry_count=3),
-        AsyncServerErrorRetryHandler(max_retry_count=2),
-    ] if retry else []
+    handlers: list[AsyncRetryHandler] = safe_retry_handlers() if retry else []
     return CountingWebClient(token=token, base_url=settings.slack_api_url, timeout=timeout, retry_handlers=handlers)

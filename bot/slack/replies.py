@@ -12,10 +12,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from slack_sdk.errors import SlackApiError
-from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot.render import Message
+from bot.slack.poster import Poster, PostUnknown
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +29,8 @@ def _host_port(url: str) -> tuple[str, int | None]:
 
 
 class Replies:
-    def __init__(self, slack: AsyncWebClient, slack_api_url: str) -> None:
-        self.slack = slack
+    def __init__(self, poster: Poster, slack_api_url: str) -> None:
+        self.poster = poster
         self.api_host = _host_port(slack_api_url)
 
     def allowed(self, response_url: str) -> bool:
@@ -96,10 +96,11 @@ class Replies:
         await self._direct_pages(user, message.pages("below"))
 
     async def _direct_pages(self, user: str, pages: list[dict[str, Any]]) -> None:
+        """Pages by direct message, one after the other, at that conversation's pace (bot.slack.poster)."""
         try:
-            opened = await self.slack.conversations_open(users=user)
-            channel = str(opened["channel"]["id"])
             for page in pages:
-                await self.slack.chat_postMessage(channel=channel, **page)
+                await self.poster.post_page(user, page)
         except SlackApiError as exc:
             log.warning("could not answer %s privately (%s)", user, exc.response.get("error"))
+        except PostUnknown as exc:
+            log.warning("could not answer %s privately: %s", user, exc)
