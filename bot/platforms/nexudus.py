@@ -590,7 +590,8 @@ class NexudusPlatform(CoursePlatform):
         )
 
     async def list_lessons(self, course_id: str) -> list[Lesson]:
-        records = await self._list(LESSONS, LessonRecord, {"CourseLesson_Course": course_id})
+        # One course's lessons are a look-up (a few records), not a long list.
+        records = await self._list(LESSONS, LessonRecord, {"CourseLesson_Course": course_id}, lane=Lane.READ)
         lessons = [self._lesson(r) for r in records if str(r.CourseId) == course_id]
         return sorted(lessons, key=lambda le: (le.section_order, le.display_order, int(le.id)))
 
@@ -655,7 +656,7 @@ class NexudusPlatform(CoursePlatform):
     async def list_sections(self, course_id: str) -> list[Section]:
         if not course_id.isdigit():
             return []
-        records = await self._list(SECTIONS, SectionRecord, {"CourseSection_Course": course_id})
+        records = await self._list(SECTIONS, SectionRecord, {"CourseSection_Course": course_id}, lane=Lane.READ)
         sections = [
             Section(id=str(r.Id), course_id=str(r.CourseId), title=r.Title, display_order=r.DisplayOrder or 0,
                     unlock_type=UNLOCK.get(r.UnlockType or 0), active=r.Active is not False)
