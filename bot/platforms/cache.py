@@ -47,7 +47,6 @@ from typing import Any, TypeVar, cast
 from pydantic import TypeAdapter, ValidationError
 from redis.exceptions import RedisError
 
-from bot.core.capabilities import Capability
 from bot.core.keys import Key
 from bot.core.models import (
     Course,
@@ -110,9 +109,10 @@ def _copy(value: T) -> T:
 class CachedPlatform(CoursePlatform):
     """A `CoursePlatform` that caches and shares slow-changing reads of `inner` (see the module doc).
 
-    Every method of the interface that is not defined here is handed to `inner` as it is (the loop
-    after the class), and so is any other attribute (`writes`, `budget`, `lanes`...), so a change to
-    the interface or to an adapter needs nothing here unless it changes what may be cached."""
+    Every method of the interface that is not defined here is handed to `inner` as it is, every
+    attribute of the interface reads and writes `inner`'s own (the loop after the class), and so does
+    any other attribute (`writes`, `budget`, `lanes`...), so a change to the interface or to an
+    adapter needs nothing here unless it changes what may be cached."""
 
     def __init__(self, inner: CoursePlatform, redis: Redis) -> None:
         self.inner = inner
@@ -127,48 +127,6 @@ class CachedPlatform(CoursePlatform):
 
     def __repr__(self) -> str:
         return f"CachedPlatform({self.inner!r})"
-
-    # ---- what the adapter says about itself -------------------------------------------------
-
-    @property
-    def name(self) -> str:
-        return self.inner.name
-
-    @name.setter
-    def name(self, value: str) -> None:
-        self.inner.name = value
-
-    @property
-    def display_name(self) -> str:
-        return self.inner.display_name
-
-    @display_name.setter
-    def display_name(self, value: str) -> None:
-        self.inner.display_name = value
-
-    @property
-    def capabilities(self) -> frozenset[Capability]:
-        return self.inner.capabilities
-
-    @capabilities.setter
-    def capabilities(self, value: frozenset[Capability]) -> None:
-        self.inner.capabilities = value
-
-    @property
-    def bulk_invite_size(self) -> int:
-        return self.inner.bulk_invite_size
-
-    @bulk_invite_size.setter
-    def bulk_invite_size(self, value: int) -> None:
-        self.inner.bulk_invite_size = value
-
-    @property
-    def single_course_read(self) -> bool:
-        return self.inner.single_course_read
-
-    @single_course_read.setter
-    def single_course_read(self, value: bool) -> None:
-        self.inner.single_course_read = value
 
     # ---- plumbing ---------------------------------------------------------------------------
 
@@ -479,7 +437,24 @@ def _delegate(name: str, member: Any) -> Any:
     return method
 
 
+def _attribute(name: str) -> property:
+    """What the adapter says about itself (`name`, `capabilities`, `invitation_email`...): its own value,
+    not the interface's default."""
+
+    def get(self: CachedPlatform) -> Any:
+        return getattr(self.inner, name)
+
+    def put(self: CachedPlatform, value: Any) -> None:
+        setattr(self.inner, name, value)
+
+    return property(get, put, doc=f"`inner.{name}`")
+
+
 for _name, _member in list(vars(CoursePlatform).items()):
-    if not _name.startswith("_") and inspect.isfunction(_member) and _name not in vars(CachedPlatform):
+    if _name.startswith("_") or _name in vars(CachedPlatform):
+        continue
+    if inspect.isfunction(_member):
         setattr(CachedPlatform, _name, _delegate(_name, _member))
+    elif not isinstance(_member, (classmethod, staticmethod, property)):
+        setattr(CachedPlatform, _name, _attribute(_name))
 abc.update_abstractmethods(CachedPlatform)
