@@ -9,7 +9,8 @@ hundreds of ms by itself, encode/httpx#3215).
 1. Acks: signed `/course status "Founders Circle"`, 50 in flight at once; p50/p99 until the HTTP
    answer, and the ratio to the bare app (which only acks).
 2. Answers: 50 signed `/course status <id>` sent at once; the time from sending each until its
-   final reply reaches its response URL (served by this process). The baseline answers 2 s after
+   final reply reaches its response URL (kept by the Slack stand-in: the bot posts to no response
+   URL off Slack's host; both processes read the same monotonic clock). The baseline answers 2 s after
    its ack: one platform round trip and nothing else. The bot's first round starts with its
    platform cache empty (cold); the others are warm.
 3. Platform requests of one `/course status <id>`, warm and cold, from the local Nexudus's log.
@@ -22,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import time
 from dataclasses import dataclass, field
@@ -30,7 +30,6 @@ from typing import Any
 
 import aiohttp
 import redis.asyncio as aioredis
-from aiohttp import web
 
 from bench._support import ChildServer, Command, free_port, percentile
 from devtools import requests as slack_requests
@@ -45,11 +44,43 @@ COURSE = "Founders Circle"
 # ---- the servers (module-level builders: they run in child processes) ------------------
 
 def build_slack() -> Any:
+    """The Slack stand-in, plus the bench's response URLs: `/respond/bench-…` answers 200, and notes
+    when each `/respond/bench-answer-…` reply arrived (`GET /_bench/answers?prefix=`). They must be
+    on Slack's host and port: the bot posts to no other response URL (it answers by DM instead)."""
     from devtools.slack_stub import SlackWorkspace, create_app
 
     ws = SlackWorkspace(TOKEN)
     ws.add_user("U0MANAGER", "manager", "manager@example.com")
-    return create_app(ws)
+    stub = create_app(ws)
+    arrived: dict[str, tuple[float, str]] = {}
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        if path.startswith("/respond/bench"):
+            stamp = time.monotonic()  # CLOCK_MONOTONIC: the same clock as the bench process's
+            body, more = b"", True
+            while more:
+                message = await receive()
+                body += message.get("body", b"")
+                more = message.get("more_body", False)
+            key = path.removeprefix("/respond/")
+            if key.startswith("bench-answer-"):
+                arrived.setdefault(key, (stamp, str(json.loads(body or b"{}").get("text", ""))))
+            await _reply(send, b"ok", b"text/plain")
+            return
+        if path == "/_bench/answers":
+            prefix = dict(_query(scope)).get("prefix", "")
+            found = {k: v for k, v in arrived.items() if k.startswith(prefix)}
+            await _reply(send, json.dumps(found).encode(), b"application/json")
+            return
+        await stub(scope, receive, send)
+
+    return app
+
+
+async def _reply(send: Any, body: bytes, content_type: bytes) -> None:
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", content_type)]})
+    await send({"type": "http.response.body", "body": body})
 
 
 def build_nexudus() -> Any:
@@ -78,9 +109,7 @@ def build_nexudus() -> Any:
             with fake.lock:
                 state = {"course_ids": [course["Id"], *(o["Id"] for o in others)], "total": len(fake.requests),
                          "requests": [[m, p] for m, p, _ in fake.requests[since:]]}
-            await send({"type": "http.response.start", "status": 200,
-                        "headers": [(b"content-type", b"application/json")]})
-            await send({"type": "http.response.body", "body": json.dumps(state).encode()})
+            await _reply(send, json.dumps(state).encode(), b"application/json")
             return
         await fake.app(scope, receive, send)
 
@@ -134,46 +163,29 @@ async def measure(url: str, count: int, concurrency: int, response_url: str) -> 
 
 
 class Receiver:
-    """The response URLs: notes when each final reply arrives (this process's clock)."""
+    """Where the replies go: the response URLs the Slack stand-in keeps for the bench (see build_slack)."""
 
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.arrived: dict[str, float] = {}
-        self.bodies: dict[str, Any] = {}
-        self._runner: web.AppRunner | None = None
-        self._news = asyncio.Condition()
+    def __init__(self, session: aiohttp.ClientSession, slack_url: str) -> None:
+        self.session = session
+        self.slack_url = slack_url
+        self.arrived: dict[str, float] = {}  # time.monotonic() when each reply reached the stand-in
+        self.texts: dict[str, str] = {}
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+    def url(self, key: str) -> str:
+        return f"{self.slack_url}/respond/bench-answer-{key}"
 
-    async def __aenter__(self) -> Receiver:
-        app = web.Application()
-        app.router.add_post("/respond/{key}", self._respond)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", self.port, backlog=1024).start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-
-    async def _respond(self, request: web.Request) -> web.Response:
-        arrived = time.perf_counter()
-        key = request.match_info["key"]
-        body = await request.read()
-        self.arrived.setdefault(key, arrived)
-        self.bodies.setdefault(key, json.loads(body or b"{}"))
-        async with self._news:
-            self._news.notify_all()
-        return web.Response(text="ok")
-
-    async def wait_for(self, keys: list[str], limit: float) -> None:
-        """Until every key has arrived, or `limit` seconds have passed."""
-        async with self._news:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._news.wait_for(lambda: all(k in self.arrived for k in keys)), limit)
+    async def wait_for(self, keys: list[str], limit: float, prefix: str) -> None:
+        """Until every key's reply has arrived, or `limit` seconds have passed."""
+        deadline = time.monotonic() + limit
+        while True:
+            async with self.session.get(f"{self.slack_url}/_bench/answers",
+                                        params={"prefix": f"bench-answer-{prefix}"}) as response:
+                for name, (stamp, text) in (await response.json()).items():
+                    key = name.removeprefix("bench-answer-")
+                    self.arrived[key], self.texts[key] = stamp, text
+            if all(k in self.arrived for k in keys) or time.monotonic() > deadline:
+                return
+            await asyncio.sleep(0.1)
 
 
 @dataclass
@@ -187,8 +199,7 @@ async def answer_round(url: str, receiver: Receiver, texts: list[str], count: in
                        wait: float = 30.0) -> Round:
     """`count` signed requests (the texts in turn) sent at once; each one's time until its reply arrives."""
     bodies = {f"{tag}-{n}": slack_requests.slash_command(
-        texts[n % len(texts)], user_id="U0MANAGER", channel_id="C0GENERAL",
-        response_url=f"{receiver.url}/respond/{tag}-{n}")
+        texts[n % len(texts)], user_id="U0MANAGER", channel_id="C0GENERAL", response_url=receiver.url(f"{tag}-{n}"))
         for n in range(count)}
     sent: dict[str, float] = {}
     connector = aiohttp.TCPConnector(limit=count, force_close=False)
@@ -196,14 +207,14 @@ async def answer_round(url: str, receiver: Receiver, texts: list[str], count: in
 
         async def one(key: str, body: str) -> None:
             headers = slack_requests.signed_headers(SECRET, body)
-            sent[key] = time.perf_counter()
+            sent[key] = time.monotonic()
             async with session.post(url, data=body.encode(), headers=headers) as response:
                 await response.read()
                 if response.status != 200:
                     raise RuntimeError(f"{url} answered {response.status}")
 
         await asyncio.gather(*(one(k, b) for k, b in bodies.items()))
-    await receiver.wait_for(list(bodies), wait)
+    await receiver.wait_for(list(bodies), wait, f"{tag}-")
     result = Round(sent=count)
     for key in bodies:
         if key in receiver.arrived:
@@ -284,7 +295,7 @@ def describe(requests: list[list[str]]) -> str:
 async def run(args: argparse.Namespace) -> None:
     with ChildServer(build_slack) as slack, ChildServer(build_nexudus) as nexudus, \
             ChildServer(build_floor) as floor:
-        response_url = f"{slack.url}/respond/bench"  # the stub answers 404 for an unknown id; the bot only logs it
+        response_url = f"{slack.url}/respond/bench-ack"  # answered 200, not timed
         common = {"SLACK_BOT_TOKEN": TOKEN, "SLACK_SIGNING_SECRET": SECRET, "SLACK_API_URL": slack.url + "/api/",
                   "REDIS_URL": args.redis_url, "COURSEBOT_MANAGERS": "U0MANAGER", "LOG_LEVEL": "ERROR"}
         bot_port, bare_port = free_port(), free_port()
@@ -292,7 +303,8 @@ async def run(args: argparse.Namespace) -> None:
                    "NEXUDUS_USERNAME": "api@example.com", "NEXUDUS_PASSWORD": "secret", "PORT": str(bot_port)}
         bare_env = {**common, "BARE_BOLT_ANSWER_AFTER": str(PLATFORM_DELAY)}
         await drop_cache(args.redis_url)
-        async with Receiver() as receiver, aiohttp.ClientSession() as session:
+        async with aiohttp.ClientSession() as session:
+            receiver = Receiver(session, slack.url)
             # --bot-source: another checkout of the bot (e.g. main, for a before/after), run from its directory
             with Command(["-m", "bot.cli", "serve"], bot_env, bot_port, cwd=args.bot_source or None), \
                     Command(["-m", "bench.bare_bolt", str(bare_port)], bare_env, bare_port):
@@ -325,7 +337,7 @@ async def run(args: argparse.Namespace) -> None:
                 warm_requests = await one_status_requests(session, nexudus.url, bot_url, receiver, status, "warm")
                 await drop_cache(args.redis_url)
                 cold_requests = await one_status_requests(session, nexudus.url, bot_url, receiver, status, "cold")
-                sample = next((b for k, b in receiver.bodies.items() if k.startswith("warm")), {})
+                sample = next((t for k, t in receiver.texts.items() if k.startswith("warm")), "")
 
     delay = PLATFORM_DELAY
     if bot_acks:
@@ -358,7 +370,7 @@ async def run(args: argparse.Namespace) -> None:
     print(f"   warm: {describe(warm_requests)}")
     print(f"   cold (cache emptied): {describe(cold_requests)}")
     if sample:
-        print(f"   (its answer: {sample.get('text', '')!r})")
+        print(f"   (its answer: {sample!r})")
 
 
 def main() -> None:
