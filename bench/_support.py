@@ -61,15 +61,15 @@ class ChildServer:
 
 
 class Command:
-    """A `python -m ...` child process, stopped on exit."""
+    """A `python -m ...` child process, stopped on exit; `cwd` (first on its sys.path) picks the checkout."""
 
-    def __init__(self, args: list[str], env: dict[str, str], port: int | None = None) -> None:
-        self.args, self.env, self.port = args, env, port
+    def __init__(self, args: list[str], env: dict[str, str], port: int | None = None, cwd: str | None = None) -> None:
+        self.args, self.env, self.port, self.cwd = args, env, port, cwd
         self.process: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> Command:
         self.process = subprocess.Popen([sys.executable, *self.args], env={**os.environ, **self.env},
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=self.cwd)
         if self.port:
             try:
                 wait_for_port(self.port)

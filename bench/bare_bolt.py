@@ -1,7 +1,12 @@
-"""The baseline for bench.ack_latency: a Bolt AsyncApp that only acks, served like coursebot."""
+"""The baseline for bench.ack_latency: a Bolt AsyncApp that acks, served like coursebot.
+
+With `BARE_BOLT_ANSWER_AFTER=<seconds>` it also answers through the response URL that long after
+the ack: one round trip to a platform that takes that long, and nothing else (the answer floor).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 from typing import Any
@@ -20,9 +25,14 @@ def build() -> Starlette:
     client = AsyncWebClient(token=os.environ["SLACK_BOT_TOKEN"], base_url=os.environ["SLACK_API_URL"])
     app = AsyncApp(client=client, signing_secret=os.environ["SLACK_SIGNING_SECRET"])
 
+    answer_after = float(os.environ.get("BARE_BOLT_ANSWER_AFTER") or 0)
+
     @app.command("/course")
-    async def course(ack: Any) -> None:
+    async def course(ack: Any, respond: Any) -> None:
         await ack()
+        if answer_after > 0:
+            await asyncio.sleep(answer_after)
+            await respond(text="done", response_type="ephemeral")
 
     handler = AsyncSlackRequestHandler(app)
 

@@ -29,6 +29,7 @@ from bot.core.permissions import Permissions
 from bot.core.store import Redis
 from bot.enrolment.service import EnrolmentService
 from bot.platforms.base import CoursePlatform
+from bot.platforms.cache import CachedPlatform
 from bot.render import Mrkdwn
 from bot.slack.client import make_slack_client
 from bot.slack.directory import SlackDirectory
@@ -38,7 +39,15 @@ from bot.slack.replies import Replies
 log = logging.getLogger(__name__)
 
 
+def cached(platform: CoursePlatform, redis: Redis) -> CoursePlatform:
+    """The platform behind the read cache (`bot.platforms.cache`), unless it is not worth caching."""
+    if not platform.cache_reads or isinstance(platform, CachedPlatform):
+        return platform
+    return CachedPlatform(platform, redis)
+
+
 def make_platform(settings: Settings) -> CoursePlatform:
+    """The adapter `settings` choose, bare: `Runtime.create` puts it behind the read cache."""
     limits_storage = make_storage(settings.redis_url, **settings.redis_options())
     if settings.course_platform is Platform.NEXUDUS:
         from bot.platforms.nexudus import NexudusPlatform
@@ -84,7 +93,7 @@ class Runtime:
     @classmethod
     def create(cls, settings: Settings, *, platform: CoursePlatform | None = None) -> Runtime:
         redis = store.connect(settings)
-        platform = platform or make_platform(settings)
+        platform = cached(platform or make_platform(settings), redis)
         slack = make_slack_client(settings)
         poster = Poster(slack, redis, make_storage(settings.redis_url, **settings.redis_options()))
         directory = SlackDirectory(slack, redis)

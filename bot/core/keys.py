@@ -1,7 +1,8 @@
 """The shape of every Redis key (`Key`: pattern, lifetime, purpose) and the core's own keys.
 
 Each feature keeps its keys beside its code: `bot/approvals/keys.py`, `bot/bulk/keys.py`,
-`bot/digest/keys.py`, `bot/courses/keys.py`. `ALL_KEY_MODULES` names them, so one look lists them all.
+`bot/digest/keys.py`, `bot/courses/keys.py`, `bot/platforms/keys.py` (the platform read cache).
+`ALL_KEY_MODULES` names them, so one look lists them all.
 
 All keys live under one prefix (`coursebot:`) so a shared Redis can be inspected or
 flushed for the bot alone (`redis-cli --scan --pattern 'coursebot:*'`).
@@ -51,4 +52,5 @@ SLACK_HOLD = Key("slack:hold:{}:{}", 300, "post or update + channel ('*': the wo
                  "so every process waits out its Retry-After (this key's lifetime, at most 300 s)")
 
 
-ALL_KEY_MODULES = ("bot.core.keys", "bot.approvals.keys", "bot.bulk.keys", "bot.digest.keys", "bot.courses.keys")
+ALL_KEY_MODULES = ("bot.core.keys", "bot.approvals.keys", "bot.bulk.keys", "bot.digest.keys", "bot.courses.keys",
+                   "bot.platforms.keys")

@@ -34,8 +34,17 @@ class Resolver:
         self.redis = redis
 
     async def course(self, query: str) -> Course:
+        """An id is looked up alone (one cached read, not the list); a title is matched against the
+        (cached) list, read again when nothing matches and the cached one is not brand new."""
+        if self.platform.looks_like_course_id(query):
+            course = await self.platform.get_course(query.strip())
+            if course is not None:
+                return course
         courses = await self.platform.list_courses()
         found = match_courses(courses, query)
+        if not found and await self.platform.drop_cached_courses():
+            courses = await self.platform.list_courses()  # the course may be new since the list was cached
+            found = match_courses(courses, query)
         if len(found) == 1:
             return found[0]
         if found:

@@ -8,7 +8,9 @@ reads it once and writes at most once. A repeated command changes nothing and sa
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from bot.approvals.decisions import Action, Change, DecisionResult, DecisionService, Subject, Via
 from bot.core import keys
@@ -22,6 +24,9 @@ from bot.core.permissions import Permissions
 from bot.core.store import Redis
 from bot.enrolment.resolve import Resolver
 from bot.platforms.base import CoursePlatform
+
+A = TypeVar("A")
+B = TypeVar("B")
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,21 @@ class LinkResult:
     previous: str | None
 
 
+async def _none() -> None:
+    return None
+
+
+async def together(first: Awaitable[A], second: Awaitable[B]) -> tuple[A, B]:
+    """Both at once; if either fails, the first one's failure is raised (as if run in order),
+    and only after both have ended, so no read is left running unseen."""
+    a, b = await asyncio.gather(first, second, return_exceptions=True)
+    if isinstance(a, BaseException):
+        raise a
+    if isinstance(b, BaseException):
+        raise b
+    return a, b
+
+
 class EnrolmentService:
     def __init__(
         self, platform: CoursePlatform, redis: Redis, directory: Directory, permissions: Permissions,
@@ -69,30 +89,28 @@ class EnrolmentService:
 
     async def courses(self) -> list[CourseRow]:
         courses = await self.platform.list_courses()
-        limit = asyncio.Semaphore(4)
-
-        async def row(course: Course) -> CourseRow:
-            async with limit:
-                return CourseRow(course, await self.platform.count_enrolments(course.id))
-
-        return list(await asyncio.gather(*(row(c) for c in courses)))
+        counts = await self.platform.count_enrolments_by_course([c.id for c in courses])
+        return [CourseRow(c, counts.get(c.id, EnrolmentCounts())) for c in courses]
 
     async def status(self, course_query: str, member_ref: Ref | None) -> CourseStatus | MemberStatus:
-        course = await self.resolve.course(course_query)
+        """Reads that do not wait for each other go together: the counts with the lessons; the
+        course with the member, then the enrolment with the lessons, then its completions."""
+        lessons_read = self.platform.supports(Capability.LESSONS)
         if member_ref is None:
-            counts = await self.platform.count_enrolments(course.id)
-            lesson_count = (
-                len(await self.platform.list_lessons(course.id))
-                if self.platform.supports(Capability.LESSONS) else None
-            )
-            return CourseStatus(course, counts, lesson_count)
-        member = await self.resolve.member(member_ref)
-        enrolment = await self.platform.find_enrolment(course.id, member.id)
-        if enrolment is None or not self.platform.supports(Capability.LESSONS):
+            course = await self.resolve.course(course_query)
+            counts, lessons = await together(self.platform.count_enrolments(course.id),
+                                             self._lessons(course.id) if lessons_read else _none())
+            return CourseStatus(course, counts, len(lessons) if lessons is not None else None)
+        course, member = await together(self.resolve.course(course_query), self.resolve.member(member_ref))
+        enrolment, lessons = await together(self.platform.find_enrolment(course.id, member.id),
+                                            self._lessons(course.id) if lessons_read else _none())
+        if enrolment is None or lessons is None:
             return MemberStatus(course, member, enrolment)
-        lessons = await self.platform.list_lessons(course.id)
         completed = await self.platform.list_completed_lessons(enrolment_id=enrolment.id)
         return MemberStatus(course, member, enrolment, lessons, completed)
+
+    async def _lessons(self, course_id: str) -> list[Lesson] | None:
+        return await self.platform.list_lessons(course_id)
 
     # ---- changes ----------------------------------------------------------------------
 
@@ -100,8 +118,7 @@ class EnrolmentService:
                      *, pending: bool = False, via: Via = Via.COMMAND) -> DecisionResult:
         """Resolve what the manager named, then decide through the one decision path."""
         self._require_capability(action)
-        course = await self.resolve.course(course_query)
-        member = await self.resolve.member(member_ref)
+        course, member = await together(self.resolve.course(course_query), self.resolve.member(member_ref))
         subject = Subject(course.id, member.id, course.title, member.full_name, member.email)
         return await self.decisions.decide(Change(actor, action, via, subject=subject, pending=pending))
 

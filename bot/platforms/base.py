@@ -7,6 +7,7 @@ errors below, whose messages are written for a community manager to read.
 from __future__ import annotations
 
 import abc
+import asyncio
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -86,6 +87,10 @@ class CoursePlatform(abc.ABC):
     invitation_email: bool | None = None
     """Whether the platform emails the people the bot invites, by default. None: its API sends no
     invitation email at all, so `--no-email` and the invite form's checkbox do not apply."""
+    cache_reads: bool = True
+    """Whether slow-changing reads are worth caching (`bot.platforms.cache`); False for the in-memory sandbox."""
+    single_course_read: bool = True
+    """Whether `get_course` reads one course; False when it has to read the whole list."""
 
     def supports(self, capability: Capability) -> bool:
         return capability in self.capabilities
@@ -106,8 +111,32 @@ class CoursePlatform(abc.ABC):
     async def get_course(self, course_id: str) -> Course | None:
         return next((c for c in await self.list_courses() if c.id == course_id), None)
 
+    def looks_like_course_id(self, query: str) -> bool:
+        """Whether what a manager typed has the shape of this platform's course ids, so that
+        `get_course` is worth trying before the whole list."""
+        return False
+
+    async def drop_cached_courses(self) -> bool:
+        """Forget a cached course list so the next read asks the platform; True if one was dropped.
+
+        Called when a course a manager named is not in the list (it may be new). Adapters cache
+        nothing, so the default drops nothing; the caching wrapper overrides it."""
+        return False
+
     @abc.abstractmethod
     async def count_enrolments(self, course_id: str) -> EnrolmentCounts: ...
+
+    async def count_enrolments_by_course(self, course_ids: Iterable[str]) -> dict[str, EnrolmentCounts]:
+        """Counts for many courses (`/course courses`): one count per course, a few at a time,
+        unless the adapter has a cheaper way."""
+        limit = asyncio.Semaphore(4)
+
+        async def one(course_id: str) -> EnrolmentCounts:
+            async with limit:
+                return await self.count_enrolments(course_id)
+
+        ids = list(dict.fromkeys(course_ids))
+        return dict(zip(ids, await asyncio.gather(*(one(i) for i in ids)), strict=True))
 
     # Members
     @abc.abstractmethod

@@ -7,10 +7,12 @@ the adapter, which turns it into a sentence. After the last try, PlatformUnavail
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from enum import StrEnum
 
 import httpx
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
@@ -27,6 +29,38 @@ class RetryPolicy:
     base_delay: float = 0.5
     max_delay: float = 20.0
     throttle_statuses: frozenset[int] = frozenset({429})
+
+
+class Lane(StrEnum):
+    """The kind of a platform request, for `Lanes`."""
+
+    LIST = "list"  # a collection read page by page: may be long (whole tables, many pages)
+    READ = "read"  # one record, or a filtered look-up that finds a few
+    WRITE = "write"
+
+
+@dataclass(frozen=True)
+class Lanes:
+    """How many requests of each kind one adapter keeps in flight at once.
+
+    The bound protects the process: requests queued inside httpx's connection pool spend CPU on
+    every pool event (encode/httpx#3215), which slows the acknowledgements Slack waits for, while
+    a request waiting on a semaphore costs nothing. One bound per kind means slow lists cannot
+    hold every slot: a look-up or a write always has its own. The token request is apart (one at
+    a time, under the adapter's own lock), so the pool holds `total + 1` connections.
+    """
+
+    list: int = 4
+    read: int = 4
+    write: int = 2
+
+    @property
+    def total(self) -> int:
+        return self.list + self.read + self.write
+
+    def semaphores(self) -> dict[Lane, asyncio.Semaphore]:
+        return {Lane.LIST: asyncio.Semaphore(max(1, self.list)), Lane.READ: asyncio.Semaphore(max(1, self.read)),
+                Lane.WRITE: asyncio.Semaphore(max(1, self.write))}
 
 
 class OutcomeUnknown(PlatformUnavailable):

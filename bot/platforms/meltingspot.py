@@ -38,7 +38,7 @@ from bot.core.capabilities import Capability
 from bot.core.models import CompletedLesson, Course, Enrolment, EnrolmentCounts, Lesson, Member, Visibility
 from bot.core.pacing import Budget
 from bot.platforms.base import CoursePlatform, InviteOptions, NotFound, PlatformError
-from bot.platforms.http import OutcomeUnknown, RetryingSender, RetryPolicy
+from bot.platforms.http import Lane, Lanes, OutcomeUnknown, RetryingSender, RetryPolicy
 from bot.platforms.meltingspot_models import CourseRecord, ParticipantRecord, RawPage, SpotMemberRecord
 
 log = logging.getLogger(__name__)
@@ -58,6 +58,7 @@ INACTIVE_MEMBER = frozenset({"Deactivated", "Left", "DeclinedInvitation", "Rejec
 VISIBILITY = {"public": Visibility.PUBLIC, "secret": Visibility.PRIVATE, "private": Visibility.PRIVATE}
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$")
 
 KEY_REFUSED = (
     "MeltingSpot refused the API key (MELTINGSPOT_API_KEY). Check that it is the spot's current secret key "
@@ -130,6 +131,7 @@ class MeltingSpotPlatform(CoursePlatform):
     name = "meltingspot"
     display_name = "MeltingSpot"
     capabilities = frozenset({Capability.ENROL, Capability.BULK_INVITE, Capability.LINK_BY_ID})
+    single_course_read = False  # no single-course GET is documented: `get_course` filters the list
 
     def __init__(
         self,
@@ -146,7 +148,7 @@ class MeltingSpotPlatform(CoursePlatform):
         policy: RetryPolicy | None = None,
         timeout: float = 20.0,
         page_base: Literal[0, 1] | None = None,
-        max_concurrency: int = 8,
+        lanes: Lanes | None = None,
     ) -> None:
         """`page_base` None means "find out" (see `_list`); set it once a live spot has settled it."""
         if auth_scheme not in ("auto", "raw", "bearer"):
@@ -167,12 +169,15 @@ class MeltingSpotPlatform(CoursePlatform):
         self.bulk_invite_size = self.chunk_size
         self._titles: dict[str, str] = {}
         self._auth_lock = asyncio.Lock()
-        self._in_flight = asyncio.Semaphore(max(1, max_concurrency))
+        # Few requests in flight at once, bounded per kind (see `Lanes`): a slow list must not
+        # keep a write or a look-up waiting.
+        self.lanes = lanes or Lanes()
+        self._lanes = self.lanes.semaphores()
         self._client = httpx.AsyncClient(
             base_url=self.base_url,
             timeout=httpx.Timeout(timeout, connect=min(10.0, timeout)),
             headers={"Accept": "application/json", "User-Agent": "coursebot"},
-            limits=httpx.Limits(max_connections=max_concurrency, max_keepalive_connections=max_concurrency),
+            limits=httpx.Limits(max_connections=self.lanes.total, max_keepalive_connections=self.lanes.total),
         )
         self._sender = RetryingSender("MeltingSpot", policy or RetryPolicy(throttle_statuses=frozenset({429})))
 
@@ -212,40 +217,45 @@ class MeltingSpotPlatform(CoursePlatform):
         params: dict[str, Any] | None = None,
         json: Any = None,
         idempotent: bool = True,
+        lane: Lane | None = None,
     ) -> httpx.Response:
-        """Send one request (with retries); raise on 401/403, return every other response."""
+        """Send one request (with retries) in its lane (by default READ for a GET, else WRITE);
+        raise on 401/403, return every other response."""
         url = f"{path}?{_query(params)}" if params else path
         what = f"{method} {path}"
+        lane = lane or (Lane.READ if method == "GET" else Lane.WRITE)
         scheme = self._scheme
         if scheme is None:
             async with self._auth_lock:
                 scheme = self._scheme
                 if scheme is None:
-                    return self._authorised(await self._detect_scheme(method, url, json, what, idempotent), what)
-        return self._authorised(await self._send(method, url, json, scheme, what, idempotent), what)
+                    return self._authorised(
+                        await self._detect_scheme(method, url, json, what, idempotent, lane), what)
+        return self._authorised(await self._send(method, url, json, scheme, what, idempotent, lane), what)
 
     async def _detect_scheme(
-        self, method: str, url: str, json: Any, what: str, idempotent: bool
+        self, method: str, url: str, json: Any, what: str, idempotent: bool, lane: Lane
     ) -> httpx.Response:
         """Bearer first (what the only public client sends); on 401 the raw key, once."""
-        response = await self._send(method, url, json, "bearer", what, idempotent)
+        response = await self._send(method, url, json, "bearer", what, idempotent, lane)
         if response.status_code != 401:
             self._scheme = "bearer"
             log.info("meltingspot: the API key is accepted as 'Bearer <key>'")
             return response
-        response = await self._send(method, url, json, "raw", what, idempotent)
+        response = await self._send(method, url, json, "raw", what, idempotent, lane)
         if response.status_code != 401:
             self._scheme = "raw"
             log.info("meltingspot: the API key is accepted as the raw Authorization header")
         return response
 
     async def _send(
-        self, method: str, url: str, json: Any, scheme: Literal["raw", "bearer"], what: str, idempotent: bool
+        self, method: str, url: str, json: Any, scheme: Literal["raw", "bearer"], what: str, idempotent: bool,
+        lane: Lane,
     ) -> httpx.Response:
         header = f"Bearer {self._api_key}" if scheme == "bearer" else self._api_key
 
         async def once() -> httpx.Response:
-            async with self._in_flight:
+            async with self._lanes[lane]:
                 await self.budget.acquire()  # every attempt spends one unit of the spot's budget
                 return await self._client.request(method, url, json=json, headers={"Authorization": header})
 
@@ -281,9 +291,11 @@ class MeltingSpotPlatform(CoursePlatform):
         )
         return PlatformError(f"{text} {hint}".strip())
 
-    async def _get_json(self, path: str, params: dict[str, Any] | None = None, *, missing: str | None = None) -> Any:
+    async def _get_json(
+        self, path: str, params: dict[str, Any] | None = None, *, missing: str | None = None, lane: Lane = Lane.READ
+    ) -> Any:
         """The JSON body; None on 404 unless `missing` names what must exist (then NotFound)."""
-        response = await self._request("GET", path, params=params)
+        response = await self._request("GET", path, params=params, lane=lane)
         if response.status_code == 404 and missing is None:
             return None
         if response.status_code >= 400:
@@ -291,11 +303,12 @@ class MeltingSpotPlatform(CoursePlatform):
         return _json(response)
 
     async def _page(
-        self, path: str, params: dict[str, Any], page: int, missing: str | None, *, probe: bool = False
+        self, path: str, params: dict[str, Any], page: int, missing: str | None, *, probe: bool = False,
+        lane: Lane = Lane.LIST,
     ) -> RawPage | None:
         """One page; None when probing and the server refuses the page number (400)."""
         query = {**params, "page": page, "limit": self.page_limit}
-        response = await self._request("GET", path, params=query)
+        response = await self._request("GET", path, params=query, lane=lane)
         if probe and response.status_code in (400, 422):
             return None
         if response.status_code >= 400:
@@ -306,7 +319,8 @@ class MeltingSpotPlatform(CoursePlatform):
             raise PlatformError("MeltingSpot answered a list request with something that is not a list.") from None
 
     async def _list(
-        self, path: str, model: type[R], params: dict[str, Any] | None = None, *, missing: str | None = None
+        self, path: str, model: type[R], params: dict[str, Any] | None = None, *, missing: str | None = None,
+        lane: Lane = Lane.LIST,
     ) -> list[R]:
         """Every item of a paged list, validated as `model` (invalid items are logged and skipped).
 
@@ -344,7 +358,7 @@ class MeltingSpotPlatform(CoursePlatform):
 
         number: int
         if self._page_base is None:
-            zero = await self._page(path, query, 0, missing, probe=True)
+            zero = await self._page(path, query, 0, missing, probe=True, lane=lane)
             if zero is None or (not zero.items and (zero.total or 0) > 0):
                 self._page_base = 1
                 log.info("meltingspot: list pages start at 1")
@@ -352,7 +366,7 @@ class MeltingSpotPlatform(CoursePlatform):
             elif not zero.items:
                 return []  # an empty list says nothing about the page base
             else:
-                one = await self._page(path, query, 1, missing)
+                one = await self._page(path, query, 1, missing, lane=lane)
                 assert one is not None
                 if one.items == zero.items:
                     self._page_base = 1
@@ -368,7 +382,7 @@ class MeltingSpotPlatform(CoursePlatform):
         else:
             number = self._page_base
         while True:
-            page = await self._page(path, query, number, missing)
+            page = await self._page(path, query, number, missing, lane=lane)
             assert page is not None
             if not take(page):
                 return self._validate(raw, model, path)
@@ -406,6 +420,9 @@ class MeltingSpotPlatform(CoursePlatform):
         self._titles = {c.id: c.title for c in courses}
         return courses
 
+    def looks_like_course_id(self, query: str) -> bool:
+        return bool(_UUID.match(query.strip()))
+
     async def get_course(self, course_id: str) -> Course | None:
         """There is no single-course GET: the list is filtered here."""
         if not _valid_id(course_id):
@@ -421,7 +438,8 @@ class MeltingSpotPlatform(CoursePlatform):
         """
         path = self._participants_path(course_id)
         body = await self._get_json(
-            path, {"status[in]": ",".join(ACTIVE), "limit": self.page_limit}, missing=f"course {course_id}"
+            path, {"status[in]": ",".join(ACTIVE), "limit": self.page_limit}, missing=f"course {course_id}",
+            lane=Lane.LIST,
         )
         try:
             page = RawPage.model_validate(body or {})
@@ -446,7 +464,7 @@ class MeltingSpotPlatform(CoursePlatform):
         for start in range(0, len(emails), EMAIL_BATCH):
             batch = emails[start : start + EMAIL_BATCH]
             wanted = set(batch)
-            records = await self._list(MEMBERS, SpotMemberRecord, {"email[in]": ",".join(batch)})
+            records = await self._list(MEMBERS, SpotMemberRecord, {"email[in]": ",".join(batch)}, lane=Lane.READ)
             for record in records:
                 email = (record.email or "").strip().lower()
                 if email not in wanted:
@@ -530,8 +548,10 @@ class MeltingSpotPlatform(CoursePlatform):
         return f"{COURSES}/{quote(course_id)}/participants"
 
     async def _participants(self, course_id: str, filters: dict[str, Any] | None = None) -> list[ParticipantRecord]:
+        """Every participant of a course (a long list), or those `filters` pick (a look-up)."""
         return await self._list(
-            self._participants_path(course_id), ParticipantRecord, filters, missing=f"course {course_id}"
+            self._participants_path(course_id), ParticipantRecord, filters, missing=f"course {course_id}",
+            lane=Lane.READ if filters else Lane.LIST,
         )
 
     def _enrolment(self, record: ParticipantRecord, course_id: str) -> Enrolment:

@@ -49,7 +49,7 @@ from bot.platforms.base import (
     PlatformError,
     ValidationFailed,
 )
-from bot.platforms.http import OutcomeUnknown, RetryingSender, RetryPolicy
+from bot.platforms.http import Lane, Lanes, OutcomeUnknown, RetryingSender, RetryPolicy
 from bot.platforms.nexudus_models import (
     BusinessRecord,
     CompletedLessonRecord,
@@ -174,8 +174,8 @@ class NexudusPlatform(CoursePlatform):
         policy: RetryPolicy | None = None,
         page_size: int = 500,
         timeout: float = 20.0,
-        max_concurrency: int = 8,
         settle: float = 2.0,
+        lanes: Lanes | None = None,
     ) -> None:
         """`settle`: seconds to wait, after a create's answer was lost, before looking for what it made."""
         self.base_url = base_url.rstrip("/")
@@ -185,15 +185,16 @@ class NexudusPlatform(CoursePlatform):
         self._password = password
         self.writes = writes
         self.page_size = page_size
-        # Few requests in flight at once: Nexudus throttles bursts, and httpx's pool spends
-        # CPU on every queued request (encode/httpx#3215), which would slow the process's
-        # acknowledgements. Waiting on a semaphore costs nothing.
-        self._in_flight = asyncio.Semaphore(max_concurrency)
+        # Few requests in flight at once, bounded per kind (see `Lanes`): Nexudus throttles bursts,
+        # and a slow list must not keep a write or a look-up waiting.
+        self.lanes = lanes or Lanes()
+        self._lanes = self.lanes.semaphores()
+        connections = self.lanes.total + 1  # + the token request
         self._client = httpx.AsyncClient(
             base_url=self.base_url,
             timeout=httpx.Timeout(timeout, connect=10.0),
             headers={"Accept": "application/json", "User-Agent": "coursebot"},
-            limits=httpx.Limits(max_connections=max_concurrency, max_keepalive_connections=max_concurrency),
+            limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
         )
         self._sender = RetryingSender(
             "Nexudus", policy or RetryPolicy(throttle_statuses=frozenset({409, 429}))
@@ -248,16 +249,17 @@ class NexudusPlatform(CoursePlatform):
         *,
         params: dict[str, Any] | None = None,
         json: Any = None,
-        write: bool = False,
+        lane: Lane = Lane.READ,
         idempotent: bool = True,
     ) -> httpx.Response:
+        """One request (with retries) in its lane; a write first waits for the shared write budget."""
         what = f"{method} {path}"
-        if write:
+        if lane is Lane.WRITE:
             await self.writes.acquire()
         token = self._token or await self._login(None)
         for renewed in (False, True):
             current = token
-            async with self._in_flight:
+            async with self._lanes[lane]:
                 response = await self._sender.send(
                     lambda current=current: self._client.request(  # type: ignore[misc]
                         method, path, params=params, json=json, headers={"Authorization": f"Bearer {current}"}
@@ -277,8 +279,8 @@ class NexudusPlatform(CoursePlatform):
             )
         return response
 
-    async def _get_json(self, path: str, params: dict[str, Any] | None = None) -> Any:
-        response = await self._request("GET", path, params=params)
+    async def _get_json(self, path: str, params: dict[str, Any] | None = None, *, lane: Lane = Lane.READ) -> Any:
+        response = await self._request("GET", path, params=params, lane=lane)
         if response.status_code == 404:
             return None
         if response.status_code >= 400:
@@ -290,17 +292,22 @@ class NexudusPlatform(CoursePlatform):
                                 retryable=True)
         return body
 
-    async def _list(self, path: str, model: type[R], params: dict[str, Any] | None = None) -> list[R]:
+    async def _list(
+        self, path: str, model: type[R], params: dict[str, Any] | None = None, *, lane: Lane = Lane.LIST
+    ) -> list[R]:
+        """Every record, page by page; `lane` READ for a filtered look-up that finds a few."""
         records: list[R] = []
-        async for page in self._pages(path, model, params):
+        async for page in self._pages(path, model, params, lane=lane):
             records.extend(page)
         return records
 
-    async def _pages(self, path: str, model: type[R], params: dict[str, Any] | None = None) -> AsyncIterator[list[R]]:
+    async def _pages(
+        self, path: str, model: type[R], params: dict[str, Any] | None = None, *, lane: Lane = Lane.LIST
+    ) -> AsyncIterator[list[R]]:
         page = 1
         while True:
             query = {**(params or {}), "page": page, "size": self.page_size}
-            body = await self._get_json(path, query)
+            body = await self._get_json(path, query, lane=lane)
             if body is None:
                 return
             parsed = Page[model].model_validate(body)  # type: ignore[valid-type]
@@ -317,7 +324,7 @@ class NexudusPlatform(CoursePlatform):
         self, method: str, path: str, body: Any = None, *, idempotent: bool = True, missing_ok: bool = False
     ) -> Mutation:
         """One write, checked by HTTP status AND the envelope; `missing_ok`: a 404 means already done."""
-        response = await self._request(method, path, json=body, write=True, idempotent=idempotent)
+        response = await self._request(method, path, json=body, lane=Lane.WRITE, idempotent=idempotent)
         if missing_ok and response.status_code == 404:
             return Mutation()
         payload = _json(response)
@@ -355,15 +362,47 @@ class NexudusPlatform(CoursePlatform):
         body = await self._get_json(f"{COURSES}/{course_id}")
         return self._course(CourseRecord.model_validate(body)) if body else None
 
+    def looks_like_course_id(self, query: str) -> bool:
+        return query.strip().isdigit()
+
     async def count_enrolments(self, course_id: str) -> EnrolmentCounts:
         records = await self._list(COURSE_MEMBERS, CourseMemberRecord, {"CourseMember_Course": course_id})
-        states = [self._enrolment(r).state for r in records]
-        return EnrolmentCounts(
-            total=len(states),
-            approved=states.count(AccessState.APPROVED),
-            pending=states.count(AccessState.PENDING),
-            blocked=states.count(AccessState.BLOCKED),
-        )
+        return _counts(self._enrolment(r).state for r in records)
+
+    async def count_enrolments_by_course(self, course_ids: Iterable[str]) -> dict[str, EnrolmentCounts]:
+        """One read of the whole enrolment table when it has no more pages than there are courses
+        (its pages then come together), else one count per course.
+
+        The table's first page tells how many pages it has; it is the only request wasted when
+        the per-course counts turn out cheaper."""
+        ids = list(dict.fromkeys(course_ids))
+        if len(ids) < 2:
+            return await super().count_enrolments_by_course(ids)
+        params: dict[str, Any] = {"orderBy": "Id", "dir": 1, "size": self.page_size}
+        first = Page[CourseMemberRecord].model_validate(
+            await self._get_json(COURSE_MEMBERS, {**params, "page": 1}, lane=Lane.LIST) or {})
+        pages = first.TotalPages
+        if pages is None and first.TotalItems is not None:
+            pages = -(-first.TotalItems // self.page_size)
+        if pages is None and first.HasNextPage:
+            return await super().count_enrolments_by_course(ids)
+        pages = max(1, pages or 1)
+        if pages > len(ids):
+            return await super().count_enrolments_by_course(ids)
+
+        async def page(number: int) -> list[CourseMemberRecord]:
+            body = await self._get_json(COURSE_MEMBERS, {**params, "page": number}, lane=Lane.LIST)
+            return Page[CourseMemberRecord].model_validate(body or {}).Records
+
+        records = {r.Id: r for r in first.Records}
+        for rest in await asyncio.gather(*(page(n) for n in range(2, pages + 1))):
+            records.update((r.Id, r) for r in rest)  # by id: a record that moved between pages counts once
+        states: dict[str, list[AccessState]] = {cid: [] for cid in ids}
+        for record in records.values():
+            found = states.get(str(record.CourseId))
+            if found is not None:
+                found.append(self._enrolment(record).state)
+        return {cid: _counts(found) for cid, found in states.items()}
 
     # ---- members ----------------------------------------------------------------------
 
@@ -443,7 +482,8 @@ class NexudusPlatform(CoursePlatform):
         if not (course_id.isdigit() and member_id.isdigit()):
             return None
         records = await self._list(
-            COURSE_MEMBERS, CourseMemberRecord, {"CourseMember_Course": course_id, "CourseMember_Coworker": member_id}
+            COURSE_MEMBERS, CourseMemberRecord, {"CourseMember_Course": course_id, "CourseMember_Coworker": member_id},
+            lane=Lane.READ,
         )
         # The filters may be loose on a real tenant: check the ids ourselves.
         matches = [r for r in records if str(r.CourseId) == course_id and str(r.CoworkerId) == member_id]
@@ -557,7 +597,8 @@ class NexudusPlatform(CoursePlatform):
         )
 
     async def list_lessons(self, course_id: str) -> list[Lesson]:
-        records = await self._list(LESSONS, LessonRecord, {"CourseLesson_Course": course_id})
+        # One course's lessons are a look-up (a few records), not a long list.
+        records = await self._list(LESSONS, LessonRecord, {"CourseLesson_Course": course_id}, lane=Lane.READ)
         lessons = [self._lesson(r) for r in records if str(r.CourseId) == course_id]
         return sorted(lessons, key=lambda le: (le.section_order, le.display_order, int(le.id)))
 
@@ -572,7 +613,9 @@ class NexudusPlatform(CoursePlatform):
             params["CourseCompletedLesson_CourseMember"] = enrolment_id
         if since:
             params["from_CourseCompletedLesson_CreatedOn"] = nexudus_time(since)
-        records = await self._list(COMPLETED, CompletedLessonRecord, params)
+        # One enrolment's completions are a look-up; the whole table is a long list.
+        records = await self._list(COMPLETED, CompletedLessonRecord, params,
+                                   lane=Lane.READ if enrolment_id else Lane.LIST)
         return [
             self._completed(r) for r in records if enrolment_id is None or str(r.CourseMemberId) == enrolment_id
         ]
@@ -620,7 +663,7 @@ class NexudusPlatform(CoursePlatform):
     async def list_sections(self, course_id: str) -> list[Section]:
         if not course_id.isdigit():
             return []
-        records = await self._list(SECTIONS, SectionRecord, {"CourseSection_Course": course_id})
+        records = await self._list(SECTIONS, SectionRecord, {"CourseSection_Course": course_id}, lane=Lane.READ)
         sections = [
             Section(id=str(r.Id), course_id=str(r.CourseId), title=r.Title, display_order=r.DisplayOrder or 0,
                     unlock_type=UNLOCK.get(r.UnlockType or 0), active=r.Active is not False)
@@ -652,7 +695,7 @@ class NexudusPlatform(CoursePlatform):
     async def _completions_of(self, enrolment_id: str, lesson_id: str) -> list[CompletedLesson]:
         records = await self._list(COMPLETED, CompletedLessonRecord, {
             "CourseCompletedLesson_CourseMember": enrolment_id, "CourseCompletedLesson_CourseLesson": lesson_id,
-        })
+        }, lane=Lane.READ)
         return [self._completed(r) for r in records
                 if str(r.CourseMemberId) == enrolment_id and str(r.CourseLessonId) == lesson_id]
 
@@ -766,7 +809,7 @@ class NexudusPlatform(CoursePlatform):
     async def _titled(self, title: str) -> list[CourseRecord]:
         # The title filter narrows the search (it may match partially, or be ignored): exact match here.
         wanted = " ".join(title.split()).lower()
-        records = await self._list(COURSES, CourseRecord, {"Course_Title": title})
+        records = await self._list(COURSES, CourseRecord, {"Course_Title": title}, lane=Lane.READ)
         return [r for r in records if " ".join(r.Title.split()).lower() == wanted]
 
     async def begin_course_creation(self, title: str) -> CreationAttempt:
@@ -875,6 +918,16 @@ def _datetime(value: Any) -> datetime | None:
     except ValueError:
         return None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _counts(states: Iterable[AccessState]) -> EnrolmentCounts:
+    listed = list(states)
+    return EnrolmentCounts(
+        total=len(listed),
+        approved=listed.count(AccessState.APPROVED),
+        pending=listed.count(AccessState.PENDING),
+        blocked=listed.count(AccessState.BLOCKED),
+    )
 
 
 def _json(response: httpx.Response) -> Any:

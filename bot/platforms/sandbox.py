@@ -66,6 +66,7 @@ def demo_members() -> list[Member]:
 class SandboxPlatform(CoursePlatform):
     name = "sandbox"
     display_name = "the sandbox"
+    cache_reads = False  # in memory: nothing to save, and a cache would hide what a test changes here
     capabilities = frozenset(
         {Capability.ENROL, Capability.APPROVAL, Capability.BLOCK, Capability.BULK_INVITE,
          Capability.LESSONS, Capability.COMPLETIONS, Capability.LINK_BY_ID, Capability.CREATE_COURSE}
@@ -138,6 +139,9 @@ class SandboxPlatform(CoursePlatform):
 
     async def list_courses(self) -> list[Course]:
         return sorted(self.courses.values(), key=lambda c: c.title.lower())
+
+    def looks_like_course_id(self, query: str) -> bool:
+        return query.strip().isdigit()
 
     async def get_course(self, course_id: str) -> Course | None:
         return self.courses.get(course_id)

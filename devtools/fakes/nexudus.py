@@ -7,6 +7,8 @@ with `Retry-After`, and failure injection, including writes that are applied but
 (`apply_then_fail_next`). Every answer carries a `Date` header from the fake's own `clock`, so a skewed
 clock is skewed consistently (uvicorn adds its own Date before it; a client should read the last one).
 `ignore_system_id=True` drops `SystemId` from writes, as Nexudus may (the course reference omits it).
+`hold()` keeps chosen requests waiting until released, and `in_flight`/`max_in_flight` count
+requests being answered, so a test can see what happens while the platform is slow without timing anything.
 
 Serve it with `devtools.servers.ServerThread`::
 
@@ -211,6 +213,49 @@ class _Injection:
         return self.path_contains.lower() in path.lower()
 
 
+class Hold:
+    """API requests that match wait at the fake until `release()` (see `NexudusFake.hold`).
+
+    `waiting` is how many are held right now, `seen` how many have matched so far; read them
+    under `fake.lock` or from the test thread (they are plain ints)."""
+
+    def __init__(self, method: str | None, path: str | None,
+                 where: Callable[[str, str, dict[str, str]], bool] | None) -> None:
+        self.method = method.upper() if method else None
+        self.path = path
+        self.where = where
+        self.waiting = 0
+        self.seen = 0
+        self._released = threading.Event()
+        self._guard = threading.Lock()
+        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
+
+    def matches(self, method: str, path: str, params: dict[str, str]) -> bool:
+        if self._released.is_set():
+            return False
+        if self.method is not None and self.method != method:
+            return False
+        if self.path is not None and path.rstrip("/").lower() != self.path.rstrip("/").lower():
+            return False
+        return self.where is None or self.where(method, path, params)
+
+    def release(self) -> None:
+        """Let every held request go on (callable from any thread)."""
+        with self._guard:
+            self._released.set()
+            waiters, self._waiters = self._waiters, []
+        for loop, event in waiters:
+            loop.call_soon_threadsafe(event.set)
+
+    async def wait(self) -> None:
+        event = asyncio.Event()
+        with self._guard:
+            if self._released.is_set():
+                return
+            self._waiters.append((asyncio.get_running_loop(), event))
+        await event.wait()
+
+
 @dataclass
 class _Accessor:
     name: str  # canonical field name (for CurrentOrderField)
@@ -304,6 +349,9 @@ class NexudusFake:
         self._refresh_tokens: dict[str, str] = {}  # refresh token -> client_id
         # observability
         self.requests: list[tuple[str, str, dict[str, str]]] = []
+        self.in_flight = 0  # API requests being answered right now (token requests aside)
+        self.max_in_flight = 0
+        self._holds: list[Hold] = []
         self.token_requests = 0
         self.writes = 0
         self.write_times: list[float] = []
@@ -440,6 +488,25 @@ class NexudusFake:
         with self.lock:
             self._injections.append(_Injection("429", n, status=429, retry_after=retry_after,
                                                method=method, path_contains=path_contains))
+
+    def hold(
+        self, method: str | None = None, path: str | None = None,
+        where: Callable[[str, str, dict[str, str]], bool] | None = None,
+    ) -> Hold:
+        """Make matching API requests (`path` exact, without the query) wait until the hold is released.
+
+        For tests that need the platform busy at a known moment without timing anything: requests
+        that match are logged in `requests` at once, then answered only after `release()`."""
+        hold = Hold(method, path, where)
+        with self.lock:
+            self._holds.append(hold)
+        return hold
+
+    def release_holds(self) -> None:
+        with self.lock:
+            holds, self._holds = self._holds, []
+        for hold in holds:
+            hold.release()
 
     def expire_tokens(self, refresh_tokens: bool = False) -> None:
         """Invalidate every issued access token (and the refresh tokens too if asked)."""
@@ -662,26 +729,40 @@ class NexudusFake:
                 return self._token(request.headers.get("content-type", ""), request.headers, body)
         with self.lock:
             self.requests.append((method, path, params))
-        if self.delay > 0:
-            await asyncio.sleep(self.delay)
-        with self.lock:
-            lost = self._take_apply(method, path) if method != "GET" else None
-            response: Response | None = None
-            for _ in range(1 if lost is None else lost.times):
-                try:
-                    response = self._handle_api(method, path, params, request, body)
-                except ApiError as exc:
-                    response = exc.response
-                if response.status_code >= 400:
-                    lost = None  # refused: answered as usual
-                    break
-        if response is None or lost is not None:
-            assert lost is not None
-            if lost.delay > 0:
-                await asyncio.sleep(lost.delay)
-            response = self._injected_failure(lost)
-        response.headers["Date"] = http_date(self.clock().astimezone(UTC), usegmt=True)
-        return response
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            hold = next((h for h in self._holds if h.matches(method, path, params)), None)
+            if hold is not None:
+                hold.waiting += 1
+                hold.seen += 1
+        try:
+            if hold is not None:
+                await hold.wait()
+                with self.lock:
+                    hold.waiting -= 1
+            if self.delay > 0:
+                await asyncio.sleep(self.delay)
+            with self.lock:
+                lost = self._take_apply(method, path) if method != "GET" else None
+                response: Response | None = None
+                for _ in range(1 if lost is None else lost.times):
+                    try:
+                        response = self._handle_api(method, path, params, request, body)
+                    except ApiError as exc:
+                        response = exc.response
+                    if response.status_code >= 400:
+                        lost = None  # refused: answered as usual
+                        break
+            if response is None or lost is not None:
+                assert lost is not None
+                if lost.delay > 0:
+                    await asyncio.sleep(lost.delay)
+                response = self._injected_failure(lost)
+            response.headers["Date"] = http_date(self.clock().astimezone(UTC), usegmt=True)
+            return response
+        finally:
+            with self.lock:
+                self.in_flight -= 1
 
     # ------------------------------------------------------------------ auth
 
