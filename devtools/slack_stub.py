@@ -368,6 +368,17 @@ class SlackWorkspace:
         }
         self.add_user(BOT_USER_ID, bot_name, "", real_name=bot_name, is_bot=True)
 
+    def reset(self, token: str = "xoxb-test", **options: Any) -> None:
+        """Become a new `SlackWorkspace(token, **options)` in place, served where it is now (`base_url`
+        is kept unless given): no users but the bot, no channels, messages, views, files, recorded
+        calls, listeners or injected failures. The app from `create_app(self)` keeps serving it, so
+        one server serves a fresh workspace to test after test. Call it while no request is in flight."""
+        options.setdefault("base_url", self.base_url)
+        with self._lock:
+            lock = self._lock
+            SlackWorkspace.__init__(self, token, **options)
+            self._lock = lock
+
     # -- seeding ------------------------------------------------------------------------------
 
     def add_user(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, time
 from typing import Any
@@ -22,8 +22,6 @@ from bot.digest import keys as digest_keys
 from bot.digest.sender import EVENT_TYPE, digest_tick, send_digest
 from bot.digest.service import is_due
 from bot.runtime import Runtime
-from devtools.fakes.nexudus import NexudusFake
-from devtools.servers import ServerThread
 from devtools.slack_stub import SlackWorkspace
 from tests.conftest import GENERAL, Tenant, nexudus_settings
 
@@ -79,15 +77,14 @@ def test_a_digest_time_skipped_by_the_spring_change_is_due_at_the_first_minute_a
 # ---- workers -------------------------------------------------------------------------------------
 
 @pytest.fixture
-def quiet_tenant() -> Iterator[Tenant]:
+def quiet_tenant(blank_nexudus: Tenant) -> Tenant:
     """A tenant with one course and nobody waiting: what a worker reads when nothing happened."""
-    fake = NexudusFake()
+    fake = blank_nexudus.fake
     business = fake.add_business("Hub")
     host = fake.add_coworker("Host", "host@example.com")
     course = fake.add_course("Community Onboarding", business_id=business["Id"], host_id=host["Id"])
     fake.add_lesson(course["Id"], "Welcome", display_order=1)
-    with ServerThread(fake.app) as url:
-        yield Tenant(fake, url, {"onboarding": course}, {})
+    return Tenant(fake, blank_nexudus.url, {"onboarding": course}, {})
 
 
 def worker_settings(tenant: Tenant, slack: SlackWorkspace, zone: str, **overrides: Any) -> Settings:

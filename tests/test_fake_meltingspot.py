@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from devtools.fakes.meltingspot import MeltingSpotFake
-from devtools.servers import ServerThread
+from tests.conftest import SERVERS
 
 KEY = "ms_secret"
 T0 = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
@@ -22,7 +22,7 @@ T0 = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
 @contextmanager
 def client_for(fake: MeltingSpotFake, auth: str | None = KEY) -> Iterator[httpx.Client]:
     headers = {} if auth is None else {"Authorization": auth}
-    with ServerThread(fake.app) as base_url, httpx.Client(base_url=base_url, headers=headers) as client:
+    with SERVERS.serve(fake.app) as base_url, httpx.Client(base_url=base_url, headers=headers) as client:
         yield client
 
 
@@ -148,7 +148,7 @@ def test_email_in_batch_lookup_is_case_insensitive_and_bracket_agnostic() -> Non
     alice = fake.add_member("Alice@Example.com", firstname="Alice", lastname="Liddell")
     bob = fake.add_member("bob@example.com", firstname="Bob")
     fake.seed_members(50)
-    with ServerThread(fake.app) as base_url, httpx.Client(
+    with SERVERS.serve(fake.app) as base_url, httpx.Client(
         base_url=base_url, headers={"Authorization": KEY}
     ) as client:
         # percent-encoded (httpx params), mixed case, plus an unknown email

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from devtools.fakes.nexudus import NexudusFake
-from devtools.servers import ServerThread
+from tests.conftest import SERVERS
 
 USER, PASSWORD = "api@example.com", "secret"
 
@@ -31,7 +31,7 @@ def token(client: httpx.Client) -> str:
 
 
 def serve(fake: NexudusFake) -> Iterator[httpx.Client]:
-    with ServerThread(fake.app) as base_url, httpx.Client(base_url=base_url, timeout=10) as client:
+    with SERVERS.serve(fake.app) as base_url, httpx.Client(base_url=base_url, timeout=10) as client:
         client.headers["Authorization"] = f"Bearer {token(client)}"
         yield client
 
@@ -65,7 +65,7 @@ def seed_course(fake: NexudusFake) -> dict[str, Any]:
 
 def test_token_flow_and_401s(fake: NexudusFake) -> None:
     fake.add_coworker("Ann", "ann@x.com")
-    with ServerThread(fake.app) as base_url, httpx.Client(base_url=base_url) as client:
+    with SERVERS.serve(fake.app) as base_url, httpx.Client(base_url=base_url) as client:
         assert client.get("/api/spaces/coworkers").status_code == 401
         assert client.get("/api/spaces/coworkers", headers={"Authorization": "Bearer nope"}).status_code == 401
 

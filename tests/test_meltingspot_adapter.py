@@ -28,8 +28,7 @@ from bot.platforms.http import RetryPolicy
 from bot.platforms.meltingspot import KEY_REFUSED, MeltingSpotPlatform, _query
 from bot.platforms.meltingspot_models import parse_time
 from devtools.fakes.meltingspot import MeltingSpotFake
-from devtools.servers import ServerThread
-from tests.conftest import REDIS_URL
+from tests.conftest import REDIS_URL, SERVERS
 
 API_KEY = "ms_test_secret_key_5f2c9a"
 FAST = RetryPolicy(attempts=4, base_delay=0.01, max_delay=5.0)
@@ -91,7 +90,7 @@ async def serve(
 ) -> AsyncIterator[MeltingSpotPlatform]:
     budget = options.pop("budget", None) or CountingBudget()
     options.setdefault("policy", FAST)
-    with ServerThread(recorder or fake.app) as url:
+    with SERVERS.serve(recorder or fake.app) as url:
         platform = MeltingSpotPlatform(url, options.pop("api_key", API_KEY), budget, **options)
         try:
             yield platform

@@ -14,8 +14,8 @@ from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetry
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
-from devtools.servers import ServerThread
 from devtools.slack_stub import SlackWorkspace, create_app
+from tests.conftest import SERVERS
 
 
 @pytest.fixture
@@ -30,7 +30,7 @@ def ws() -> SlackWorkspace:
 
 @pytest.fixture
 def url(ws: SlackWorkspace) -> Iterator[str]:
-    with ServerThread(create_app(ws)) as base:
+    with SERVERS.serve(create_app(ws)) as base:
         ws.base_url = base
         yield base
 
