@@ -374,6 +374,12 @@ async def test_an_ambiguous_or_unknown_lesson_lists_candidates_and_changes_nothi
     assert writes(nexudus) == []
 
 
+async def test_complete_naming_nobody_is_answered_with_the_usage(bot: Shell, nexudus: Tenant) -> None:
+    out = text_of(await bot.command("complete onboarding welcome \"\""))  # found by the command-text fuzz test
+    assert "Usage: `/course complete" in out and "went wrong" not in out
+    assert writes(nexudus) == []
+
+
 # ---- bulk completion (the bulk-invite job machinery) -----------------------------------------
 
 async def test_bulk_completion_runs_as_a_job_with_a_report(nexudus: Tenant, slack: SlackWorkspace) -> None:
