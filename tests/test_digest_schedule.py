@@ -221,9 +221,9 @@ async def test_a_lost_lease_lets_another_worker_take_the_day(quiet_tenant: Tenan
     async with workers(settings) as [rt]:
         with time_machine.travel(datetime(2024, 5, 14, 9, 5, tzinfo=UTC), tick=True):
             # A worker claimed the day and died before posting (no posting marker): the lease expires.
-            await rt.redis.set(digest_keys.DIGEST_SENT(GENERAL, "2024-05-14"), "claim:dead", ex=1)
+            await rt.redis.set(digest_keys.DIGEST_SENT(GENERAL, "2024-05-14"), "claim:dead", px=500)
             assert (await send_digest(rt)).status == "busy"
-            await asyncio.sleep(1.1)
+            await asyncio.sleep(0.6)
             assert (await send_digest(rt)).status == "sent"
     assert len(digests(slack)) == 1
 
