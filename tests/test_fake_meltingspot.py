@@ -411,3 +411,18 @@ def test_fast_with_5000_members() -> None:
         assert client.get(f"/v1/courses/{course}/participants",
                           params={"email[in]": emails, "limit": 100}).json()["total"] == 100
         assert time.perf_counter() - start < 5.0
+
+
+def test_reset_makes_a_new_fake_in_place() -> None:
+    fake = MeltingSpotFake(requests_per_10s=1, page_base=0)
+    app = fake.app
+    course = fake.add_course("Onboarding")
+    fake.add_participants(course, fake.seed_members(3))
+    fake.fail_next(5)
+    fake.reset(api_key="other-key")
+    assert fake.app is app  # what a server already serves
+    assert (fake.courses, fake.members, fake.requests, fake.json_bodies) == ({}, {}, [], [])
+    assert (fake.api_key, fake.requests_per_10s, fake.page_base) == ("other-key", 100, 1)
+    with client_for(fake, auth="other-key") as client:
+        for _ in range(2):  # neither the injected failures nor the old limit are left
+            assert client.get("/v1/courses").json() == {"items": [], "total": 0}

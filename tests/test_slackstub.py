@@ -388,3 +388,21 @@ async def test_socket_mode_tokens_urls_and_envelopes(client: AsyncWebClient, url
             assert closing.type == aiohttp.WSMsgType.CLOSE and closing.data == 1011
         with pytest.raises(aiohttp.WSServerHandshakeError):  # each address serves one connection
             await session.ws_connect(socket_url)
+
+
+async def test_reset_makes_a_new_workspace_where_it_is_served(
+    ws: SlackWorkspace, client: AsyncWebClient, url: str
+) -> None:
+    heard: list[str] = []
+    ws.subscribe(lambda kind, payload: heard.append(kind))
+    await client.chat_postMessage(channel="C1", text="before")
+    ws.fail_next("auth.test", 1)
+    ws.reset("xoxb-test")
+    assert ws.base_url == url  # still served there
+    assert ws.messages("C1") == [] and ws.calls == [] and heard == ["message"]
+    assert [u["id"] for u in (await client.users_list())["members"]] == ["U0BOT"]
+    assert (await client.auth_test())["ok"] is True  # the injected failure is gone
+    ws.add_channel("C1", "general", ["U0BOT"])
+    await client.chat_postMessage(channel="C1", text="after")
+    assert heard == ["message"]  # listeners are dropped too
+    assert [m["text"] for m in ws.messages("C1")] == ["after"]
