@@ -61,16 +61,17 @@ def main() -> None:
 def serve(port: int | None) -> None:
     """Serve Slack's requests: over Socket Mode when SLACK_APP_TOKEN is set, else POST /slack/events;
     GET /healthz and GET /metrics either way."""
-    from bot.app import build_bolt, build_web
-    from bot.runtime import Runtime
-    from bot.serving import WebServer
-
+    # The settings first, before the app is imported: a bad one stops the process at once.
     settings = _settings("slack_bot_token", platform_chosen=True)
     if not settings.socket_mode:
         try:
             settings.require("slack_signing_secret")
         except ConfigError as exc:
             exit_on_config_error(exc)
+    from bot.app import build_bolt, build_web
+    from bot.runtime import Runtime
+    from bot.serving import WebServer
+
     _check_services(settings)
     if settings.embedded_store:
         log.warning("REDIS_URL is not set: using the embedded in-process store. State is neither shared with "
