@@ -25,13 +25,14 @@ import redis.asyncio as aioredis
 from bot.bulk.service import JobRecord, load_record
 from bot.core.clock import SYSTEM_CLOCK, Clock
 from bot.core.config import Settings
+from bot.core.pacing import Budget, BudgetExceeded, make_storage, smooth_per_minute
 from bot.runtime import Runtime
 from bot.worker import saq_worker
 from devtools import requests as slack_requests
 from devtools.clock import FastClock
 from devtools.shell import Shell
 from devtools.slack_stub import SlackWorkspace
-from tests.conftest import GENERAL, MANAGER, Tenant, nexudus_settings
+from tests.conftest import GENERAL, MANAGER, REDIS_URL, Tenant, nexudus_settings
 
 DM = f"D{MANAGER}"
 
@@ -449,6 +450,20 @@ async def test_without_people_the_command_opens_a_form_that_starts_the_same_job(
 
 
 # ---- pacing ----------------------------------------------------------------------------------
+
+async def test_writes_racing_for_the_days_last_units_never_overspend_it() -> None:
+    budget = Budget(make_storage(REDIS_URL), "nexudus:writes", smooth_per_minute(6000), daily=5)
+
+    async def one() -> bool:
+        try:
+            await budget.acquire()
+        except BudgetExceeded:
+            return False
+        return True
+
+    granted = await asyncio.gather(*(one() for _ in range(20)))  # like the members a runner has in flight
+    assert sum(granted) == 5 and await budget.remaining_today() == 0
+
 
 async def test_writes_never_outrun_the_budget_even_over_windows_shorter_than_a_minute(
     nexudus: Tenant, slack: SlackWorkspace, redis_client: aioredis.Redis,

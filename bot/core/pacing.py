@@ -81,8 +81,11 @@ class Budget:
                 stats = await self._limiter.get_window_stats(self.daily, self.name)
                 raise BudgetExceeded(stats.reset_time)
             if await self._limiter.hit(self.pace, self.name):
-                if self.daily is not None:
-                    await self._limiter.hit(self.daily, self.name)
+                # The test above and this hit are not one step: acquirers racing for the day's last
+                # units all pass the test, and only the hit (atomic) tells who got one.
+                if self.daily is not None and not await self._limiter.hit(self.daily, self.name):
+                    stats = await self._limiter.get_window_stats(self.daily, self.name)
+                    raise BudgetExceeded(stats.reset_time)
                 return
             stats = await self._limiter.get_window_stats(self.pace, self.name)
             delay = max(0.005, min(stats.reset_time - clock.now(), float(self.pace.get_expiry()))) + self.guard
