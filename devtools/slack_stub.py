@@ -34,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import copy
 import email.parser
 import email.policy
@@ -375,6 +376,9 @@ class SlackWorkspace:
         one server serves a fresh workspace to test after test. Call it while no request is in flight."""
         options.setdefault("base_url", self.base_url)
         with self._lock:
+            for conn in self._sockets.values():  # a Socket Mode connection left open is closed ("going away")
+                with contextlib.suppress(RuntimeError):  # its server loop is gone already
+                    conn.loop.call_soon_threadsafe(conn.outbox.put_nowait, 1001)
             lock = self._lock
             SlackWorkspace.__init__(self, token, **options)
             self._lock = lock

@@ -54,7 +54,9 @@ async def test_a_correctly_signed_request_is_accepted(bot: Shell, nexudus: Tenan
 # matches them), with the characters Slack and the grammar treat specially. As a manager, any
 # command could change access, but none of these can name a course and a person that exist.
 WORDS = st.sampled_from(["enrol", "approve", "block", "unblock", "status", "courses", "help", "link", "invite",
-                         "complete", "uncomplete", "lessons", "pending", "--pending", "pottery", '"Pottery Night"',
+                         "complete", "uncomplete", "lessons", "pending", "digest", "new", "rules", "approvers",
+                         "autoapprove", "quorum", "domain", "nowhere.example", "off", "none", "2", "--preview",
+                         "--pending", "pottery", '"Pottery Night"',
                          "nobody@nowhere.example", "<@U0GHOST|ghost>", "<#C0GENERAL|general>",
                          "<!subteam^S1|@g>", "<!channel>", "<mailto:nobody@nowhere.example|nobody@nowhere.example>",
                          "'", '"', "“", "<", ">", "&", "&amp;", "&lt;", "42", "--", "\n", "\t", "é", "💥", "<@>",
