@@ -32,6 +32,7 @@ from tests.conftest import REDIS_URL, SERVERS
 
 API_KEY = "ms_test_secret_key_5f2c9a"
 FAST = RetryPolicy(attempts=4, base_delay=0.01, max_delay=5.0)
+UNPACED = 1000  # per 10 s: for tests that do not look at pacing (the fake allows 100; none sends that many)
 
 
 class CountingBudget(Budget):
@@ -225,7 +226,7 @@ async def test_lists_are_read_to_total_whatever_the_page_base(page_base: int, ma
     course = fake.add_course("Big course")
     fake.add_participants(course, fake.seed_members(250))
     path = f"/v1/courses/{course}/participants"
-    async with serve(fake) as ms:
+    async with serve(fake, budget=CountingBudget(per_10s=UNPACED)) as ms:
         enrolments = await ms.list_enrolments(course_id=course)
         assert ms.page_base == page_base
         first = gets(fake, path)
@@ -338,7 +339,7 @@ async def test_enrolment_lookups_counts_and_filters() -> None:
     fake.add_participant(course, people[1], "Completed")
     fake.add_participant(course, people[2], "Unenrolled")
     fake.add_participant(other, people[3], "Started")
-    async with serve(fake) as ms:
+    async with serve(fake, budget=CountingBudget(per_10s=UNPACED)) as ms:
         counts = await ms.count_enrolments(course)
         assert (counts.total, counts.approved, counts.pending, counts.blocked) == (2, 2, 0, 0)
         assert await ms.find_enrolment(course, people[4]) is None
@@ -432,7 +433,7 @@ async def test_one_uninvitable_member_fails_alone_with_the_servers_reason() -> N
     members = fake.seed_members(40)
     left = fake.add_member("left@example.com", status="Left")
     recorder = Recorder(fake.app)
-    async with serve(fake, recorder) as ms:
+    async with serve(fake, recorder, budget=CountingBudget(per_10s=UNPACED)) as ms:
         results = await ms.invite_members(course, [*members[:20], left, *members[20:], "bad id!"])
     error = results[left]
     assert isinstance(error, PlatformError) and "Malformed payload" in error.message and left in error.message
