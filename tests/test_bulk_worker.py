@@ -20,7 +20,7 @@ from devtools.slack_stub import SlackWorkspace
 from tests.conftest import GENERAL, MANAGER, REDIS_URL, SLACK_TOKEN, Tenant, nexudus_settings
 from tests.test_bulk import DM, click, enrolled, job_ids, last_response, seed_people, wait_job
 
-WRITES_PER_MINUTE = 6000  # fast, so the test is short: the point is exactly-once
+WRITES_PER_MINUTE = 12000  # fast, so the test is short: the point is exactly-once
 HEARTBEAT = 2  # seconds: a killed worker's job is taken over within seconds (the default is 10)
 
 
