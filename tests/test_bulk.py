@@ -117,7 +117,7 @@ async def click(shell: Shell, message: dict[str, Any], action_id: str, *, channe
     body = slack_requests.interaction(payload)
     response = await shell.http.post("/slack/events", content=body,
                                      headers=slack_requests.signed_headers(shell.secret, body))
-    await asyncio.sleep(0.3)  # the work after the ack
+    await shell._settle()  # the work after the ack
     return response
 
 
@@ -425,7 +425,7 @@ async def test_without_people_the_command_opens_a_form_that_starts_the_same_job(
         body = slack_requests.interaction(payload)
         response = await bot.http.post("/slack/events", content=body,
                                        headers=slack_requests.signed_headers(bot.secret, body))
-        await asyncio.sleep(0.3)
+        await bot._settle()
         return response
 
     course = {"course": {"selected_option": {"value": str(nexudus.courses["founders"]["Id"])}}}
