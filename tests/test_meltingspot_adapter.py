@@ -59,7 +59,6 @@ class Recorder:
             await self.app(scope, receive, send)
             return
         chunks: list[bytes] = []
-        status = 0
 
         async def receive_body() -> Any:
             message = await receive()
@@ -68,14 +67,13 @@ class Recorder:
             return message
 
         async def send_status(message: Any) -> None:
-            nonlocal status
             if message["type"] == "http.response.start":
-                status = message["status"]
+                # Recorded before the answer leaves: once the client has it, the test may look.
+                body = b"".join(chunks)
+                self.posts.append((scope["path"], json.loads(body) if body else None, message["status"]))
             await send(message)
 
         await self.app(scope, receive_body, send_status)
-        body = b"".join(chunks)
-        self.posts.append((scope["path"], json.loads(body) if body else None, status))
 
     def bulk(self, statuses: Iterable[int] | None = None) -> list[list[str]]:
         """The spotMemberIds of each bulk invitation (only those answered with one of `statuses`)."""
