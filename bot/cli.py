@@ -61,10 +61,7 @@ def main() -> None:
 def serve(port: int | None) -> None:
     """Serve Slack's requests: over Socket Mode when SLACK_APP_TOKEN is set, else POST /slack/events;
     GET /healthz and GET /metrics either way."""
-    from bot.app import build_bolt, build_web
-    from bot.runtime import Runtime
-    from bot.serving import WebServer
-
+    # Settings and services first, before the app is imported: a bad one stops the process at once.
     settings = _settings("slack_bot_token", platform_chosen=True)
     if not settings.socket_mode:
         try:
@@ -72,6 +69,10 @@ def serve(port: int | None) -> None:
         except ConfigError as exc:
             exit_on_config_error(exc)
     _check_services(settings)
+    from bot.app import build_bolt, build_web
+    from bot.runtime import Runtime
+    from bot.serving import WebServer
+
     if settings.embedded_store:
         log.warning("REDIS_URL is not set: using the embedded in-process store. State is neither shared with "
                     "other processes nor kept across restarts; run a single process, or set REDIS_URL.")
@@ -106,11 +107,11 @@ def worker(concurrency: int, metrics_port: int | None) -> None:
     """Run queued jobs (bulk invites) and periodic tasks (approval sync, daily digest)."""
     import asyncio
 
+    settings = _settings("slack_bot_token", platform_chosen=True)
+    _check_services(settings)  # before the worker is imported: a bad setting or service stops it at once
     from bot.core import metrics
     from bot.worker import run_worker
 
-    settings = _settings("slack_bot_token", platform_chosen=True)
-    _check_services(settings)
     if metrics_port is not None:
         try:
             metrics.serve_on(metrics_port)

@@ -21,9 +21,10 @@ from bot.approvals.store import ApprovalStore
 from bot.bulk.service import BulkService
 from bot.core import store
 from bot.core.capabilities import Capability
+from bot.core.clock import SYSTEM_CLOCK, Clock
 from bot.core.config import Platform, Settings
 from bot.core.directory import Directory
-from bot.core.jobs import InProcessJobQueue, JobQueue, SaqJobQueue
+from bot.core.jobs import InProcessJobQueue, JobQueue, JobTimings, SaqJobQueue
 from bot.core.pacing import Budget, make_storage, smooth_per_minute, smooth_per_seconds
 from bot.core.permissions import Permissions
 from bot.core.store import Redis
@@ -46,7 +47,7 @@ def cached(platform: CoursePlatform, redis: Redis) -> CoursePlatform:
     return CachedPlatform(platform, redis)
 
 
-def make_platform(settings: Settings) -> CoursePlatform:
+def make_platform(settings: Settings, clock: Clock = SYSTEM_CLOCK) -> CoursePlatform:
     """The adapter `settings` choose, bare: `Runtime.create` puts it behind the read cache."""
     limits_storage = make_storage(settings.redis_url, **settings.redis_options())
     if settings.course_platform is Platform.NEXUDUS:
@@ -55,7 +56,7 @@ def make_platform(settings: Settings) -> CoursePlatform:
         settings.require("nexudus_username", "nexudus_password")
         assert settings.nexudus_username and settings.nexudus_password
         writes = Budget(limits_storage, "nexudus:writes", smooth_per_minute(settings.nexudus_writes_per_minute),
-                        daily=settings.nexudus_writes_per_day)
+                        daily=settings.nexudus_writes_per_day, clock=clock)
         return NexudusPlatform(settings.nexudus_base_url, settings.nexudus_username,
                                settings.nexudus_password.get_secret_value(), writes)
     if settings.course_platform is Platform.MELTINGSPOT:
@@ -64,7 +65,7 @@ def make_platform(settings: Settings) -> CoursePlatform:
         settings.require("meltingspot_api_key")
         assert settings.meltingspot_api_key
         budget = Budget(limits_storage, "meltingspot:requests",
-                        smooth_per_seconds(settings.meltingspot_requests_per_10s, 10))
+                        smooth_per_seconds(settings.meltingspot_requests_per_10s, 10), clock=clock)
         return MeltingSpotPlatform(settings.meltingspot_base_url, settings.meltingspot_api_key.get_secret_value(),
                                    budget, create_missing_members=settings.meltingspot_create_members,
                                    send_email=settings.meltingspot_invite_email)
@@ -89,17 +90,20 @@ class Runtime:
     approvals: ApprovalService
     bulk: BulkService
     rules: RuleBook
+    clock: Clock = SYSTEM_CLOCK
 
     @classmethod
-    def create(cls, settings: Settings, *, platform: CoursePlatform | None = None) -> Runtime:
+    def create(cls, settings: Settings, *, platform: CoursePlatform | None = None,
+               clock: Clock = SYSTEM_CLOCK) -> Runtime:
+        """`clock` paces the schedulers (budgets, bulk runs, heartbeats); tests may pass a faster one."""
         redis = store.connect(settings)
-        platform = cached(platform or make_platform(settings), redis)
+        platform = cached(platform or make_platform(settings, clock), redis)
         slack = make_slack_client(settings)
         poster = Poster(slack, redis, make_storage(settings.redis_url, **settings.redis_options()))
         directory = SlackDirectory(slack, redis)
         permissions = Permissions(settings.coursebot_managers, directory, redis)
-        jobs: JobQueue = (SaqJobQueue(settings.redis_url, **settings.redis_options()) if settings.redis_url
-                          else InProcessJobQueue())
+        jobs: JobQueue = (SaqJobQueue(settings.redis_url, JobTimings.of(settings), **settings.redis_options())
+                          if settings.redis_url else InProcessJobQueue())
         requests = ApprovalStore(redis)
         board = SlackBoard(slack, poster, settings.coursebot_approvals_channel, directory, platform.display_name)
         book = RequestBook(platform, requests, board)
@@ -127,6 +131,7 @@ class Runtime:
         approvals.rules = rules
         runtime = cls(
             settings=settings,
+            clock=clock,
             redis=redis,
             platform=platform,
             slack=slack,

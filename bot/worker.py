@@ -11,8 +11,9 @@ from typing import Any
 from bot import health
 from bot.background import JOBS, PERIODIC
 from bot.core import keys
+from bot.core.clock import Clock
 from bot.core.config import Settings
-from bot.core.jobs import HEARTBEAT_EVERY, SWEEP_SECONDS, SaqJobQueue, counted_job, run_periodic
+from bot.core.jobs import JobTimings, SaqJobQueue, counted_job, run_periodic
 from bot.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -23,20 +24,21 @@ def start_periodic(rt: Runtime, stop: asyncio.Event) -> list[asyncio.Task[None]]
             for task in PERIODIC]
 
 
-async def _heartbeat(job: Any) -> None:
-    """Keep a running job's `touched` fresh, so SAQ's sweep leaves it alone (see bot.jobs.HEARTBEAT)."""
+async def _heartbeat(job: Any, clock: Clock, every: float) -> None:
+    """Keep a running job's `touched` fresh, so SAQ's sweep leaves it alone (see bot.core.jobs.JobTimings)."""
     while True:
-        await asyncio.sleep(HEARTBEAT_EVERY)
+        await clock.sleep(every)
         try:
             await job.update()
         except Exception as exc:  # Redis hiccup: the next beat tries again
             log.warning("heartbeat of job %s failed: %s", getattr(job, "key", "?"), type(exc).__name__)
 
 
-def saq_functions(rt: Runtime) -> list[tuple[str, Any]]:
+def saq_functions(rt: Runtime, timings: JobTimings) -> list[tuple[str, Any]]:
     def wrap(name: str) -> Any:
         async def run(ctx: dict[str, Any], **kwargs: Any) -> Any:
-            beat = asyncio.create_task(_heartbeat(ctx["job"])) if ctx.get("job") is not None else None
+            job = ctx.get("job")
+            beat = asyncio.create_task(_heartbeat(job, rt.clock, timings.beat_every)) if job is not None else None
             try:
                 with counted_job(name):
                     return await JOBS[name](rt, kwargs)
@@ -57,8 +59,9 @@ def saq_worker(rt: Runtime, *, concurrency: int = 10) -> Any:
     from saq import Worker
 
     assert isinstance(rt.jobs, SaqJobQueue)
-    timers: Any = {"sweep": SWEEP_SECONDS}
-    worker = Worker(rt.jobs.queue, functions=saq_functions(rt), concurrency=concurrency, timers=timers)
+    timings = rt.jobs.timings
+    timers: Any = {"sweep": timings.sweep_seconds}
+    worker = Worker(rt.jobs.queue, functions=saq_functions(rt, timings), concurrency=concurrency, timers=timers)
     worker.SIGNALS = []
     return worker
 

@@ -37,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import copy
 import email.parser
 import email.policy
@@ -385,6 +386,20 @@ class SlackWorkspace:
             "apps.connections.open": self._apps_connections_open,
         }
         self.add_user(BOT_USER_ID, bot_name, "", real_name=bot_name, is_bot=True)
+
+    def reset(self, token: str = "xoxb-test", **options: Any) -> None:
+        """Become a new `SlackWorkspace(token, **options)` in place, served where it is now (`base_url`
+        is kept unless given): no users but the bot, no channels, messages, views, files, recorded
+        calls, listeners or injected failures. The app from `create_app(self)` keeps serving it, so
+        one server serves a fresh workspace to test after test. Call it while no request is in flight."""
+        options.setdefault("base_url", self.base_url)
+        with self._lock:
+            for conn in self._sockets.values():  # a Socket Mode connection left open is closed ("going away")
+                with contextlib.suppress(RuntimeError):  # its server loop is gone already
+                    conn.loop.call_soon_threadsafe(conn.outbox.put_nowait, 1001)
+            lock = self._lock
+            SlackWorkspace.__init__(self, token, **options)
+            self._lock = lock
 
     # -- seeding ------------------------------------------------------------------------------
 

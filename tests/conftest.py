@@ -2,6 +2,10 @@
 
 Tests reach the bot only the way Slack does: signed HTTP requests to POST /slack/events
 (through `devtools.shell.Shell`, which also renders replies as the shell shows them).
+
+The local servers start once per session: Nexudus, MeltingSpot and Slack each serve one fake
+that every test gets reset to a new one's state (`reset()`), then seeded as before; a fake a
+test builds itself is served by `SERVERS` (a pool of servers lent to one app after another).
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ import os
 import shutil
 import subprocess
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,8 +24,9 @@ import redis.asyncio as aioredis
 from pydantic import SecretStr
 
 from bot.core.config import Platform, Settings
+from devtools.fakes.meltingspot import MeltingSpotFake
 from devtools.fakes.nexudus import NexudusFake
-from devtools.servers import ServerThread
+from devtools.servers import ServerPool, ServerThread
 from devtools.shell import Shell
 from devtools.slack_stub import SlackWorkspace, create_app
 
@@ -61,6 +66,16 @@ def pytest_configure(config: pytest.Config) -> None:
     _start_redis_if_missing()
 
 
+SERVERS = ServerPool()
+"""`with SERVERS.serve(app) as url:` serves an app a test builds itself, on a server kept for the session."""
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _server_pool() -> Iterator[ServerPool]:
+    yield SERVERS
+    SERVERS.close()
+
+
 @pytest.fixture(autouse=True)
 def clean_redis() -> Iterator[None]:
     client = redis.Redis.from_url(REDIS_URL)
@@ -87,9 +102,23 @@ class Tenant:
     people: dict[str, dict[str, Any]]
 
 
-@pytest.fixture
-def nexudus() -> Iterator[Tenant]:
+@pytest.fixture(scope="session")
+def nexudus_server() -> Iterator[Tenant]:
     fake = NexudusFake()
+    with ServerThread(fake.app) as url:
+        yield Tenant(fake, url, {}, {})
+
+
+@pytest.fixture
+def blank_nexudus(nexudus_server: Tenant) -> Tenant:
+    """The session's local Nexudus, as a new `NexudusFake()`: no records yet."""
+    nexudus_server.fake.reset()
+    return Tenant(nexudus_server.fake, nexudus_server.url, {}, {})
+
+
+@pytest.fixture
+def nexudus(blank_nexudus: Tenant) -> Tenant:
+    fake = blank_nexudus.fake
     business = fake.add_business("Main Street Hub")
     host = fake.add_coworker("Hanna Host", "host@example.com")
     courses = {
@@ -111,13 +140,41 @@ def nexudus() -> Iterator[Tenant]:
     for title in ("Welcome", "House rules", "Booking rooms"):
         fake.add_lesson(courses["onboarding"]["Id"], title, display_order=len(title))
     fake.add_enrolment(courses["founders"]["Id"], people["ann"]["Id"], approved=False)
+    return Tenant(fake, blank_nexudus.url, courses, people)
+
+
+@pytest.fixture(scope="session")
+def meltingspot_server() -> Iterator[tuple[MeltingSpotFake, str]]:
+    fake = MeltingSpotFake()
     with ServerThread(fake.app) as url:
-        yield Tenant(fake, url, courses, people)
+        yield fake, url
 
 
 @pytest.fixture
-def slack() -> Iterator[SlackWorkspace]:
+def meltingspot(meltingspot_server: tuple[MeltingSpotFake, str]) -> Callable[..., tuple[MeltingSpotFake, str]]:
+    """`fake, url = meltingspot(api_key, **options)`: the session's local MeltingSpot, as a new
+    `MeltingSpotFake(api_key, **options)`."""
+    fake, url = meltingspot_server
+
+    def new(api_key: str = "ms_secret", **options: Any) -> tuple[MeltingSpotFake, str]:
+        fake.reset(api_key=api_key, **options)
+        return fake, url
+
+    return new
+
+
+@pytest.fixture(scope="session")
+def slack_server() -> Iterator[SlackWorkspace]:
     ws = SlackWorkspace(SLACK_TOKEN)
+    with ServerThread(create_app(ws)) as url:
+        ws.base_url = url
+        yield ws
+
+
+@pytest.fixture
+def slack(slack_server: SlackWorkspace) -> SlackWorkspace:
+    ws = slack_server
+    ws.reset(SLACK_TOKEN)
     ws.add_user(MANAGER, "manager", "manager@example.com", real_name="Mia Manager")
     ws.add_user(OUTSIDER, "outsider", "outsider@example.com", real_name="Olly Outsider")
     ws.add_user("U0ADA", "ada", "ada@example.com", real_name="Ada Lovelace")
@@ -125,9 +182,7 @@ def slack() -> Iterator[SlackWorkspace]:
     ws.add_user("U0NOBODY", "nobody", "nobody@example.com", real_name="No Body")
     ws.add_channel(GENERAL, "general", [MANAGER, OUTSIDER, "U0ADA", "U0GRACE"])
     ws.add_channel(APPROVALS, "approvals", [MANAGER])
-    with ServerThread(create_app(ws)) as url:
-        ws.base_url = url
-        yield ws
+    return ws
 
 
 def nexudus_settings(tenant: Tenant, **overrides: Any) -> Settings:

@@ -26,7 +26,6 @@ from bot.core.config import Platform, Settings
 from bot.runtime import Runtime
 from devtools import requests as slack_requests
 from devtools.fakes.meltingspot import MeltingSpotFake
-from devtools.servers import ServerThread
 from devtools.shell import Shell
 from devtools.slack_stub import SlackWorkspace
 from tests.conftest import APPROVALS, MANAGER, OUTSIDER, REDIS_URL, Tenant, nexudus_settings
@@ -284,23 +283,24 @@ async def test_a_request_waiting_too_long_gets_one_reminder_a_day_that_links_to_
                 if (m.get("metadata") or {}).get("event_type") == "coursebot_reminder"]) == 1
 
 
-async def test_a_platform_without_an_approval_step_syncs_nothing_and_help_says_so(slack: SlackWorkspace) -> None:
-    fake = MeltingSpotFake(api_key="ms_secret")
-    with ServerThread(fake.app) as url:
-        settings = Settings(_env_file=None, redis_url=REDIS_URL, course_platform=Platform.MELTINGSPOT,
-                            meltingspot_base_url=url, meltingspot_api_key=SecretStr("ms_secret"),
-                            coursebot_managers=[MANAGER], coursebot_approvals_channel=APPROVALS,
-                            slack_bot_token=SecretStr("xoxb-test"), slack_signing_secret=SecretStr("unused"))
-        async with Shell(settings, as_user=MANAGER, workspace=slack) as shell:
-            report = await shell.runtime.approvals.sync()
-            assert report.skipped == "MeltingSpot has no approval step"
-            assert fake.requests == [] and slack.call_count("chat.postMessage") == 0
-            assert "no approval step" in "\n".join(await shell.command("help"))
-            assert "MeltingSpot has no API for" in "\n".join(await shell.command("pending"))
-            await open_home(shell, MANAGER)
-            home = json.dumps(slack.home_views[MANAGER])
-            assert "MeltingSpot has no approval step" in home and "approval_approve" not in home
-            assert fake.requests == []
+async def test_a_platform_without_an_approval_step_syncs_nothing_and_help_says_so(
+    meltingspot: Callable[..., tuple[MeltingSpotFake, str]], slack: SlackWorkspace
+) -> None:
+    fake, url = meltingspot(api_key="ms_secret")
+    settings = Settings(_env_file=None, redis_url=REDIS_URL, course_platform=Platform.MELTINGSPOT,
+                        meltingspot_base_url=url, meltingspot_api_key=SecretStr("ms_secret"),
+                        coursebot_managers=[MANAGER], coursebot_approvals_channel=APPROVALS,
+                        slack_bot_token=SecretStr("xoxb-test"), slack_signing_secret=SecretStr("unused"))
+    async with Shell(settings, as_user=MANAGER, workspace=slack) as shell:
+        report = await shell.runtime.approvals.sync()
+        assert report.skipped == "MeltingSpot has no approval step"
+        assert fake.requests == [] and slack.call_count("chat.postMessage") == 0
+        assert "no approval step" in "\n".join(await shell.command("help"))
+        assert "MeltingSpot has no API for" in "\n".join(await shell.command("pending"))
+        await open_home(shell, MANAGER)
+        home = json.dumps(slack.home_views[MANAGER])
+        assert "MeltingSpot has no approval step" in home and "approval_approve" not in home
+        assert fake.requests == []
 
 
 # ---- clicks ----------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 import redis.asyncio as aioredis
 
+from bot.approvals import keys as approval_keys
 from devtools import requests as slack_requests
 from devtools.servers import free_port
 from devtools.slack_stub import SlackWorkspace
@@ -135,6 +136,19 @@ async def test_twenty_concurrent_clicks_across_two_serve_processes_write_once(
     assert buttons(card_for(slack, "Ada Lovelace"))
 
 
+async def completed_syncs(redis: aioredis.Redis, n: int, within: float = 20.0) -> None:
+    """Wait until the approval sync has run to its end `n` more times, in any worker (each run
+    stamps SYNC_LAST): what a worker would post twice, it would have posted by then."""
+    deadline = time.monotonic() + within
+    last = await redis.get(approval_keys.SYNC_LAST())
+    while n > 0:
+        assert time.monotonic() < deadline, "the sync did not run"
+        await asyncio.sleep(0.05)
+        stamp = await redis.get(approval_keys.SYNC_LAST())
+        if stamp is not None and stamp != last:
+            n, last = n - 1, stamp
+
+
 async def test_restarted_workers_post_no_duplicate_cards_even_after_redis_is_flushed(
     nexudus: Tenant, slack: SlackWorkspace, redis_client: aioredis.Redis, tmp_path: Path
 ) -> None:
@@ -143,22 +157,22 @@ async def test_restarted_workers_post_no_duplicate_cards_even_after_redis_is_flu
     env = environment(nexudus, slack, COURSEBOT_SYNC_SECONDS="1")
     with processes([["worker"], ["worker"]], env, tmp_path):  # two workers at once
         await wait_until(lambda: len(cards(slack)) == 4)
-        await asyncio.sleep(2.5)
+        await completed_syncs(redis_client, 3)
     assert len(cards(slack)) == 4
 
     with processes([["worker"]], env, tmp_path):  # a restart
         pending(nexudus, "onboarding", "eve")
         await wait_until(lambda: len(cards(slack)) == 5)
-        await asyncio.sleep(2.5)
+        await completed_syncs(redis_client, 2)
     assert len(cards(slack)) == 5
 
     await redis_client.flushdb()  # Redis loses everything
     looked = slack.call_count("conversations.history")
     with processes([["worker"]], env, tmp_path):
         await wait_until(lambda: slack.call_count("conversations.history") > looked)
-        await asyncio.sleep(3.0)
+        await completed_syncs(redis_client, 2)
         pending(nexudus, "figma", "ann")
         await wait_until(lambda: len(cards(slack)) == 6)
-        await asyncio.sleep(1.5)
+        await completed_syncs(redis_client, 1)
     assert len(cards(slack)) == 6 and slack.call_count("chat.postMessage") == 6
     assert len({c["metadata"]["event_payload"]["request_id"] for c in cards(slack)}) == 6

@@ -6,7 +6,7 @@ import csv
 import io
 import json
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -37,10 +37,8 @@ def meltingspot_settings(url: str, **overrides: Any) -> Settings:
 
 
 @pytest.fixture
-def spot() -> Iterator[tuple[MeltingSpotFake, str]]:
-    fake = MeltingSpotFake(API_KEY, requests_per_10s=PER_10S)
-    with fake.serve() as url:
-        yield fake, url
+def spot(meltingspot: Callable[..., tuple[MeltingSpotFake, str]]) -> tuple[MeltingSpotFake, str]:
+    return meltingspot(API_KEY, requests_per_10s=PER_10S)
 
 
 @pytest.fixture

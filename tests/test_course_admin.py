@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -374,6 +374,12 @@ async def test_an_ambiguous_or_unknown_lesson_lists_candidates_and_changes_nothi
     assert writes(nexudus) == []
 
 
+async def test_complete_naming_nobody_is_answered_with_the_usage(bot: Shell, nexudus: Tenant) -> None:
+    out = text_of(await bot.command("complete onboarding welcome \"\""))  # found by the command-text fuzz test
+    assert "Usage: `/course complete" in out and "went wrong" not in out
+    assert writes(nexudus) == []
+
+
 # ---- bulk completion (the bulk-invite job machinery) -----------------------------------------
 
 async def test_bulk_completion_runs_as_a_job_with_a_report(nexudus: Tenant, slack: SlackWorkspace) -> None:
@@ -402,19 +408,20 @@ async def test_bulk_completion_runs_as_a_job_with_a_report(nexudus: Tenant, slac
 
 # ---- MeltingSpot -----------------------------------------------------------------------------
 
-async def test_meltingspot_says_plainly_that_these_are_not_available(slack: SlackWorkspace) -> None:
-    fake = MeltingSpotFake()
-    with fake.serve() as url:
-        settings = Settings(_env_file=None, redis_url=REDIS_URL, course_platform=Platform.MELTINGSPOT,  # type: ignore[call-arg]
-                            meltingspot_base_url=url, meltingspot_api_key=SecretStr(fake.api_key),
-                            coursebot_managers=[MANAGER], slack_bot_token=SecretStr(SLACK_TOKEN),
-                            slack_signing_secret=SecretStr("unused"))
-        async with Shell(settings, as_user=MANAGER, workspace=slack) as shell:
-            answers = {command: text_of(await shell.command(command)) for command in (
-                "new", "lessons onboarding", "complete onboarding ada@example.com welcome",
-                "uncomplete onboarding ada@example.com welcome",
-                "complete onboarding welcome <#C0GENERAL|general>")}
-            help_text = text_of(await shell.command("help"))
+async def test_meltingspot_says_plainly_that_these_are_not_available(
+    meltingspot: Callable[..., tuple[MeltingSpotFake, str]], slack: SlackWorkspace
+) -> None:
+    fake, url = meltingspot()
+    settings = Settings(_env_file=None, redis_url=REDIS_URL, course_platform=Platform.MELTINGSPOT,  # type: ignore[call-arg]
+                        meltingspot_base_url=url, meltingspot_api_key=SecretStr(fake.api_key),
+                        coursebot_managers=[MANAGER], slack_bot_token=SecretStr(SLACK_TOKEN),
+                        slack_signing_secret=SecretStr("unused"))
+    async with Shell(settings, as_user=MANAGER, workspace=slack) as shell:
+        answers = {command: text_of(await shell.command(command)) for command in (
+            "new", "lessons onboarding", "complete onboarding ada@example.com welcome",
+            "uncomplete onboarding ada@example.com welcome",
+            "complete onboarding welcome <#C0GENERAL|general>")}
+        help_text = text_of(await shell.command("help"))
     assert "MeltingSpot has no API for creating courses, so the bot cannot do it there." in answers["new"]
     assert "MeltingSpot has no API for listing a course's lessons" in answers["lessons onboarding"]
     for command, answer in answers.items():

@@ -7,7 +7,7 @@ with time-machine where the content depends on dates.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,21 +15,24 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import time_machine
+from limits.aio.storage import MemoryStorage
 from pydantic import SecretStr
 
 from bot.core.config import Platform, Settings
 from bot.core.models import Enrolment
+from bot.core.pacing import Budget, smooth_per_minute
 from bot.digest import keys as digest_keys
 from bot.digest.render import digest_message
 from bot.digest.sender import EVENT_TYPE, digest_tick, send_digest, service
 from bot.digest.service import CourseGroup, Digest, Finish
 from bot.digest_command import run_digest_command
+from bot.platforms.base import CoursePlatform
+from bot.platforms.http import RetryPolicy
+from bot.platforms.nexudus import NexudusPlatform
 from bot.render import SECTION_MAX
 from bot.render.terminal import Button, TerminalView
 from bot.runtime import Runtime
 from devtools.fakes.meltingspot import MeltingSpotFake
-from devtools.fakes.nexudus import NexudusFake
-from devtools.servers import ServerThread
 from devtools.shell import Shell
 from devtools.slack_stub import SlackWorkspace
 from tests.conftest import APPROVALS, GENERAL, MANAGER, OUTSIDER, REDIS_URL, Tenant, nexudus_settings
@@ -60,8 +63,8 @@ def settings_for(tenant: Tenant, slack: SlackWorkspace, **overrides: Any) -> Set
 
 
 @asynccontextmanager
-async def runtime(settings: Settings) -> AsyncIterator[Runtime]:
-    rt = Runtime.create(settings)
+async def runtime(settings: Settings, platform: CoursePlatform | None = None) -> AsyncIterator[Runtime]:
+    rt = Runtime.create(settings, platform=platform)
     try:
         yield rt
     finally:
@@ -69,10 +72,10 @@ async def runtime(settings: Settings) -> AsyncIterator[Runtime]:
 
 
 @pytest.fixture
-def school() -> Iterator[Tenant]:
+def school(blank_nexudus: Tenant) -> Tenant:
     """A tenant whose history is dated around Tuesday 14 May 2024 (Paris): see each line below."""
+    fake = blank_nexudus.fake
     with time_machine.travel(NOW, tick=False):
-        fake = NexudusFake()
         hub = fake.add_business("Hub")
         host = fake.add_coworker("Host", "host@example.com")
         courses = {
@@ -103,8 +106,7 @@ def school() -> Iterator[Tenant]:
         fake.add_completed_lesson(ines["Id"], lessons[0]["Id"], created_on=local(2, 9))
         # Stalled long ago: named in an earlier digest, not again.
         fake.add_enrolment(onboarding, people["jo"]["Id"], created_on=local(20, 10, month=4))
-    with ServerThread(fake.app) as url:
-        yield Tenant(fake, url, courses, people)
+    return Tenant(fake, blank_nexudus.url, courses, people)
 
 
 async def test_the_digest_tells_what_waits_who_joined_who_finished_and_who_stalled(
@@ -199,7 +201,13 @@ async def test_course_completion_uses_lessons_done_before_the_window_without_rer
 async def test_a_platform_failure_leaves_the_day_unclaimed_and_nothing_posted(
     school: Tenant, slack: SlackWorkspace
 ) -> None:
-    async with runtime(settings_for(school, slack)) as rt:
+    settings = settings_for(school, slack)
+    # The adapter's retries, with short pauses between them: they end the same way, sooner.
+    assert settings.nexudus_username and settings.nexudus_password
+    nexudus = NexudusPlatform(school.url, settings.nexudus_username, settings.nexudus_password.get_secret_value(),
+                              Budget(MemoryStorage(), "writes", smooth_per_minute(600)),
+                              policy=RetryPolicy(base_delay=0.01, throttle_statuses=frozenset({409, 429})))
+    async with runtime(settings, nexudus) as rt:
         with time_machine.travel(NOW, tick=True):
             school.fake.fail_next(50, status=503, path_contains="coursemembers")
             result = await send_digest(rt)
@@ -213,8 +221,8 @@ async def test_a_platform_failure_leaves_the_day_unclaimed_and_nothing_posted(
 EVIL = "Eve <!channel> <https://evil.example|Reset password> & co"
 
 
-async def test_every_name_is_escaped(slack: SlackWorkspace) -> None:
-    fake = NexudusFake()
+async def test_every_name_is_escaped(blank_nexudus: Tenant, slack: SlackWorkspace) -> None:
+    fake = blank_nexudus.fake
     hub = fake.add_business("Hub")
     host = fake.add_coworker("Host", "host@example.com")
     now = datetime.now(UTC)
@@ -228,10 +236,8 @@ async def test_every_name_is_escaped(slack: SlackWorkspace) -> None:
     finisher = fake.add_coworker(f"{EVIL} done", "eve-d@example.com")
     done = fake.add_enrolment(course["Id"], finisher["Id"], created_on=now - timedelta(days=3))
     fake.add_completed_lesson(done["Id"], lesson["Id"], created_on=now - timedelta(minutes=5))
-    with ServerThread(fake.app) as url:
-        tenant = Tenant(fake, url, {}, {})
-        async with runtime(settings_for(tenant, slack, coursebot_timezone="UTC")) as rt:
-            result = await send_digest(rt)
+    async with runtime(settings_for(blank_nexudus, slack, coursebot_timezone="UTC")) as rt:
+        result = await send_digest(rt)
     assert result.status == "sent"
     [message] = digests(slack)
     raw = json.dumps(message)
@@ -275,8 +281,10 @@ def test_five_hundred_of_everything_stays_within_block_kit_limits() -> None:
     assert sum(1 for b in message.blocks if b["type"] == "actions") == 5
 
 
-async def test_five_hundred_waiting_and_five_hundred_new_post_within_limits(slack: SlackWorkspace) -> None:
-    fake = NexudusFake()
+async def test_five_hundred_waiting_and_five_hundred_new_post_within_limits(
+    blank_nexudus: Tenant, slack: SlackWorkspace
+) -> None:
+    fake = blank_nexudus.fake
     hub = fake.add_business("Hub")
     host = fake.add_coworker("Host", "host@example.com")
     now = datetime.now(UTC)
@@ -285,9 +293,8 @@ async def test_five_hundred_waiting_and_five_hundred_new_post_within_limits(slac
         person = fake.add_coworker(f"Person {n} " + "N" * 120, f"p{n}@example.com")
         fake.add_enrolment(courses[n % 40]["Id"], person["Id"], approved=n % 2 == 0,
                            created_on=now - timedelta(minutes=n + 1))
-    with ServerThread(fake.app) as url:
-        async with runtime(settings_for(Tenant(fake, url, {}, {}), slack, coursebot_timezone="UTC")) as rt:
-            result = await send_digest(rt)
+    async with runtime(settings_for(blank_nexudus, slack, coursebot_timezone="UTC")) as rt:
+        result = await send_digest(rt)
     assert result.status == "sent"
     [message] = digests(slack)
     assert len(message["blocks"]) <= 50
@@ -378,8 +385,10 @@ async def test_the_command_line_prints_a_dry_run_and_posts_once(
 
 # ---- MeltingSpot: the same from participant statuses --------------------------------------------
 
-async def test_on_meltingspot_the_digest_comes_from_participant_statuses(slack: SlackWorkspace) -> None:
-    fake = MeltingSpotFake(api_key="ms_key")
+async def test_on_meltingspot_the_digest_comes_from_participant_statuses(
+    meltingspot: Callable[..., tuple[MeltingSpotFake, str]], slack: SlackWorkspace
+) -> None:
+    fake, url = meltingspot(api_key="ms_key")
     now = datetime.now(UTC)
     course = fake.add_course("Community 101")
     ids = {name: fake.add_member(f"{name.lower()}@example.com", name, "Test") for name in
@@ -394,15 +403,14 @@ async def test_on_meltingspot_the_digest_comes_from_participant_statuses(slack: 
     fake.add_participant(course, ids["Veteran"], "Completed", invited_at=now - timedelta(days=60),
                          started_at=now - timedelta(days=59), completed_at=now - timedelta(days=30),
                          last_activity_at=now - timedelta(hours=1))
-    with ServerThread(fake.app) as url:
-        settings = Settings(_env_file=None, redis_url=REDIS_URL, course_platform=Platform.MELTINGSPOT,  # type: ignore[call-arg]
-                            meltingspot_base_url=url, meltingspot_api_key=SecretStr("ms_key"),
-                            slack_api_url=slack.base_url + "/api/", slack_bot_token=SecretStr("xoxb-test"),
-                            coursebot_digest_channel=GENERAL)
-        async with runtime(settings) as rt:
-            first = await service(rt).build(datetime.now(UTC), channel=GENERAL)
-            fake.set_participant_status(finisher, "Completed")
-            result = await send_digest(rt)
+    settings = Settings(_env_file=None, redis_url=REDIS_URL, course_platform=Platform.MELTINGSPOT,  # type: ignore[call-arg]
+                        meltingspot_base_url=url, meltingspot_api_key=SecretStr("ms_key"),
+                        slack_api_url=slack.base_url + "/api/", slack_bot_token=SecretStr("xoxb-test"),
+                        coursebot_digest_channel=GENERAL)
+    async with runtime(settings) as rt:
+        first = await service(rt).build(datetime.now(UTC), channel=GENERAL)
+        fake.set_participant_status(finisher, "Completed")
+        result = await send_digest(rt)
     assert first.finished == []
     assert result.status == "sent" and result.digest is not None
     text = seen(digests(slack)[0])

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, time
 from typing import Any
@@ -22,8 +22,6 @@ from bot.digest import keys as digest_keys
 from bot.digest.sender import EVENT_TYPE, digest_tick, send_digest
 from bot.digest.service import is_due
 from bot.runtime import Runtime
-from devtools.fakes.nexudus import NexudusFake
-from devtools.servers import ServerThread
 from devtools.slack_stub import SlackWorkspace
 from tests.conftest import GENERAL, Tenant, nexudus_settings
 
@@ -79,15 +77,14 @@ def test_a_digest_time_skipped_by_the_spring_change_is_due_at_the_first_minute_a
 # ---- workers -------------------------------------------------------------------------------------
 
 @pytest.fixture
-def quiet_tenant() -> Iterator[Tenant]:
+def quiet_tenant(blank_nexudus: Tenant) -> Tenant:
     """A tenant with one course and nobody waiting: what a worker reads when nothing happened."""
-    fake = NexudusFake()
+    fake = blank_nexudus.fake
     business = fake.add_business("Hub")
     host = fake.add_coworker("Host", "host@example.com")
     course = fake.add_course("Community Onboarding", business_id=business["Id"], host_id=host["Id"])
     fake.add_lesson(course["Id"], "Welcome", display_order=1)
-    with ServerThread(fake.app) as url:
-        yield Tenant(fake, url, {"onboarding": course}, {})
+    return Tenant(fake, blank_nexudus.url, {"onboarding": course}, {})
 
 
 def worker_settings(tenant: Tenant, slack: SlackWorkspace, zone: str, **overrides: Any) -> Settings:
@@ -224,9 +221,9 @@ async def test_a_lost_lease_lets_another_worker_take_the_day(quiet_tenant: Tenan
     async with workers(settings) as [rt]:
         with time_machine.travel(datetime(2024, 5, 14, 9, 5, tzinfo=UTC), tick=True):
             # A worker claimed the day and died before posting (no posting marker): the lease expires.
-            await rt.redis.set(digest_keys.DIGEST_SENT(GENERAL, "2024-05-14"), "claim:dead", ex=1)
+            await rt.redis.set(digest_keys.DIGEST_SENT(GENERAL, "2024-05-14"), "claim:dead", px=500)
             assert (await send_digest(rt)).status == "busy"
-            await asyncio.sleep(1.1)
+            await asyncio.sleep(0.6)
             assert (await send_digest(rt)).status == "sent"
     assert len(digests(slack)) == 1
 

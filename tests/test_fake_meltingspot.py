@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from devtools.fakes.meltingspot import MeltingSpotFake
-from devtools.servers import ServerThread
+from tests.conftest import SERVERS
 
 KEY = "ms_secret"
 T0 = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
@@ -22,7 +22,7 @@ T0 = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
 @contextmanager
 def client_for(fake: MeltingSpotFake, auth: str | None = KEY) -> Iterator[httpx.Client]:
     headers = {} if auth is None else {"Authorization": auth}
-    with ServerThread(fake.app) as base_url, httpx.Client(base_url=base_url, headers=headers) as client:
+    with SERVERS.serve(fake.app) as base_url, httpx.Client(base_url=base_url, headers=headers) as client:
         yield client
 
 
@@ -148,7 +148,7 @@ def test_email_in_batch_lookup_is_case_insensitive_and_bracket_agnostic() -> Non
     alice = fake.add_member("Alice@Example.com", firstname="Alice", lastname="Liddell")
     bob = fake.add_member("bob@example.com", firstname="Bob")
     fake.seed_members(50)
-    with ServerThread(fake.app) as base_url, httpx.Client(
+    with SERVERS.serve(fake.app) as base_url, httpx.Client(
         base_url=base_url, headers={"Authorization": KEY}
     ) as client:
         # percent-encoded (httpx params), mixed case, plus an unknown email
@@ -411,3 +411,18 @@ def test_fast_with_5000_members() -> None:
         assert client.get(f"/v1/courses/{course}/participants",
                           params={"email[in]": emails, "limit": 100}).json()["total"] == 100
         assert time.perf_counter() - start < 5.0
+
+
+def test_reset_makes_a_new_fake_in_place() -> None:
+    fake = MeltingSpotFake(requests_per_10s=1, page_base=0)
+    app = fake.app
+    course = fake.add_course("Onboarding")
+    fake.add_participants(course, fake.seed_members(3))
+    fake.fail_next(5)
+    fake.reset(api_key="other-key")
+    assert fake.app is app  # what a server already serves
+    assert (fake.courses, fake.members, fake.requests, fake.json_bodies) == ({}, {}, [], [])
+    assert (fake.api_key, fake.requests_per_10s, fake.page_base) == ("other-key", 100, 1)
+    with client_for(fake, auth="other-key") as client:
+        for _ in range(2):  # neither the injected failures nor the old limit are left
+            assert client.get("/v1/courses").json() == {"items": [], "total": 0}

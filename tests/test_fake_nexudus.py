@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from devtools.fakes.nexudus import NexudusFake
-from devtools.servers import ServerThread
+from tests.conftest import SERVERS
 
 USER, PASSWORD = "api@example.com", "secret"
 
@@ -31,7 +31,7 @@ def token(client: httpx.Client) -> str:
 
 
 def serve(fake: NexudusFake) -> Iterator[httpx.Client]:
-    with ServerThread(fake.app) as base_url, httpx.Client(base_url=base_url, timeout=10) as client:
+    with SERVERS.serve(fake.app) as base_url, httpx.Client(base_url=base_url, timeout=10) as client:
         client.headers["Authorization"] = f"Bearer {token(client)}"
         yield client
 
@@ -65,7 +65,7 @@ def seed_course(fake: NexudusFake) -> dict[str, Any]:
 
 def test_token_flow_and_401s(fake: NexudusFake) -> None:
     fake.add_coworker("Ann", "ann@x.com")
-    with ServerThread(fake.app) as base_url, httpx.Client(base_url=base_url) as client:
+    with SERVERS.serve(fake.app) as base_url, httpx.Client(base_url=base_url) as client:
         assert client.get("/api/spaces/coworkers").status_code == 401
         assert client.get("/api/spaces/coworkers", headers={"Authorization": "Bearer nope"}).status_code == 401
 
@@ -444,3 +444,26 @@ def test_large_tables_filter_fast(fake: NexudusFake) -> None:
         big = client.get("/api/content/coursecompletedlessons", params={"size": 1000, "page": 150}).json()
         assert big["TotalItems"] == 200_000 and len(big["Records"]) == 1000
         assert one < 1 and time.perf_counter() - started < 2
+
+
+def test_reset_makes_a_new_fake_in_place(clock: Clock) -> None:
+    fake = NexudusFake(clock=clock, writes_per_minute=1, delay=0.2)
+    app = fake.app
+    seed_course(fake)
+    fake.fail_next(5)
+    with SERVERS.serve(fake.app) as base_url, httpx.Client(base_url=base_url) as client:
+        token(client)
+    fake.reset()
+    assert fake.app is app  # what a server already serves
+    assert (fake.courses, fake.coworkers, fake.requests, fake.token_requests) == ({}, {}, [], 0)
+    assert (fake.delay, fake.writes_per_minute, fake.clock is clock) == (0.0, None, False)
+    with SERVERS.serve(fake.app) as base_url, httpx.Client(base_url=base_url) as client:
+        client.headers["Authorization"] = f"Bearer {token(client)}"
+        assert client.get("/api/content/courses").json()["Records"] == []  # no injected failure left
+        course = seed_course(fake)["course"]
+        assert course["Id"] == 1  # ids start again
+        for name in ("ann", "bob"):  # no write limit left
+            member = fake.add_coworker(name, f"{name}@x.com")
+            body = {"CourseId": course["Id"], "CoworkerId": member["Id"]}
+            resp = client.post("/api/content/coursemembers", json=body)
+            assert resp.status_code == 200 and resp.json()["WasSuccessful"]

@@ -26,10 +26,9 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.digest.sender import EVENT_TYPE, send_digest
 from bot.render import MESSAGE_CHARS, SECTION_MAX, block_chars
 from devtools.scenarios import busy_day, long_title
-from devtools.servers import ServerThread
 from devtools.shell import Shell
 from devtools.slack_stub import SlackWorkspace
-from tests.conftest import GENERAL, MANAGER, SLACK_TOKEN, Tenant, nexudus_settings
+from tests.conftest import GENERAL, MANAGER, SERVERS, SLACK_TOKEN, Tenant, nexudus_settings
 from tests.test_approvals import click as click_card
 from tests.test_approvals import runtime
 from tests.test_bulk import DM, ThreadWorker, click, job_ids, wait_job
@@ -94,7 +93,7 @@ async def test_a_busy_days_digest_is_one_message_slack_takes_and_its_thread_hold
 ) -> None:
     now = datetime.now(UTC)
     day = busy_day(now)
-    with ServerThread(day.fake.app) as url:
+    with SERVERS.serve(day.fake.app) as url:
         tenant = Tenant(day.fake, url, {}, {})
         async with Shell(settings_for(tenant, slack, coursebot_timezone="UTC"), as_user=MANAGER,
                          workspace=slack) as bot:

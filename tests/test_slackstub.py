@@ -14,8 +14,8 @@ from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetry
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
-from devtools.servers import ServerThread
 from devtools.slack_stub import SlackWorkspace, create_app
+from tests.conftest import SERVERS
 
 
 @pytest.fixture
@@ -30,7 +30,7 @@ def ws() -> SlackWorkspace:
 
 @pytest.fixture
 def url(ws: SlackWorkspace) -> Iterator[str]:
-    with ServerThread(create_app(ws)) as base:
+    with SERVERS.serve(create_app(ws)) as base:
         ws.base_url = base
         yield base
 
@@ -437,3 +437,21 @@ async def test_a_lost_answer_still_carries_the_call_out(ws: SlackWorkspace, clie
         await client.chat_postMessage(channel="C1", text="stored too")
     assert [m["text"] for m in ws.messages("C1")] == ["stored anyway", "stored too"]
     assert (await client.chat_postMessage(channel="C1", text="answered"))["ok"]
+
+
+async def test_reset_makes_a_new_workspace_where_it_is_served(
+    ws: SlackWorkspace, client: AsyncWebClient, url: str
+) -> None:
+    heard: list[str] = []
+    ws.subscribe(lambda kind, payload: heard.append(kind))
+    await client.chat_postMessage(channel="C1", text="before")
+    ws.fail_next("auth.test", 1)
+    ws.reset("xoxb-test")
+    assert ws.base_url == url  # still served there
+    assert ws.messages("C1") == [] and ws.calls == [] and heard == ["message"]
+    assert [u["id"] for u in (await client.users_list())["members"]] == ["U0BOT"]
+    assert (await client.auth_test())["ok"] is True  # the injected failure is gone
+    ws.add_channel("C1", "general", ["U0BOT"])
+    await client.chat_postMessage(channel="C1", text="after")
+    assert heard == ["message"]  # listeners are dropped too
+    assert [m["text"] for m in ws.messages("C1")] == ["after"]

@@ -17,6 +17,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -45,6 +46,20 @@ def slack_env(slack: SlackWorkspace, **values: str) -> dict[str, str]:
 def run(args: list[str], env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "bot.cli", *args], env=env, capture_output=True, text=True,
                           timeout=timeout, cwd="/tmp")
+
+
+def start(args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "bot.cli", *args], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd="/tmp")
+
+
+def finish(process: subprocess.Popen[str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
 
 def one_line(result: subprocess.CompletedProcess[str]) -> str:
@@ -139,20 +154,40 @@ def test_a_refused_bot_token_stops_the_process_with_one_line_naming_it(
     assert token not in result.stderr
 
 
-def test_a_slack_that_cannot_be_reached_is_tried_a_few_times_then_said_in_one_line() -> None:
+@dataclass(frozen=True)
+class Unreachable:
+    slack_url: str
+    slack: subprocess.CompletedProcess[str]
+    slack_seconds: float
+    redis: subprocess.CompletedProcess[str]
+
+
+@pytest.fixture(scope="module")
+def unreachable(slack_server: SlackWorkspace) -> Unreachable:
+    """`serve` with a Slack nobody answers and `worker` with a Redis nobody answers, started at once:
+    each spends 4.5 s pausing between its three tries."""
+    slack_server.reset(SLACK_TOKEN)
     url = f"http://127.0.0.1:{free_port()}/api/"  # nothing listens there
+    dead = f"redis://:hunter2-secret@127.0.0.1:{free_port()}/0"
     started_at = time.monotonic()
-    result = run(["serve"], environment(SLACK_BOT_TOKEN="xoxb-1", SLACK_SIGNING_SECRET="s",
-                                        SLACK_API_URL=url, COURSE_PLATFORM="sandbox"))
+    serve = start(["serve"], environment(SLACK_BOT_TOKEN="xoxb-1", SLACK_SIGNING_SECRET="s", SLACK_API_URL=url,
+                                         COURSE_PLATFORM="sandbox"))
+    worker = start(["worker"], slack_env(slack_server, COURSE_PLATFORM="sandbox", REDIS_URL=dead))
+    serve_result = finish(serve)
+    serve_seconds = time.monotonic() - started_at
+    return Unreachable(url, serve_result, serve_seconds, finish(worker))
+
+
+def test_a_slack_that_cannot_be_reached_is_tried_a_few_times_then_said_in_one_line(unreachable: Unreachable) -> None:
+    result, url = unreachable.slack, unreachable.slack_url
     assert result.returncode == 1
     line = one_line(result)
     assert line.startswith(f"coursebot: cannot reach Slack at {url}") and "after 3 tries" in line
-    assert time.monotonic() - started_at >= 4.5  # it waited between the tries
+    assert unreachable.slack_seconds >= 4.5  # it waited between the tries
 
 
-def test_a_worker_whose_redis_is_unreachable_says_so_in_one_line(slack: SlackWorkspace) -> None:
-    dead = f"redis://:hunter2-secret@127.0.0.1:{free_port()}/0"
-    result = run(["worker"], slack_env(slack, COURSE_PLATFORM="sandbox", REDIS_URL=dead))
+def test_a_worker_whose_redis_is_unreachable_says_so_in_one_line(unreachable: Unreachable) -> None:
+    result = unreachable.redis
     assert result.returncode == 1
     line = one_line(result)
     assert line.startswith("coursebot: cannot reach Redis at redis://:***@127.0.0.1:")
@@ -238,9 +273,15 @@ def test_a_worker_beats_exports_its_metrics_and_leaves_on_sigterm(slack: SlackWo
             [member] = client.zrange(keys.WORKERS(), 0, -1)
             assert member == f"{socket.gethostname()}:{process.pid}"
             assert 0 < client.ttl(keys.WORKERS()) <= keys.WORKER_SEEN_SECONDS
-            page = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).text
+            synced = 'coursebot_periodic_runs_total{outcome="ok",task="approval_sync"}'
+            deadline = time.monotonic() + 10
+            while True:  # the first sync may still be running when the heartbeat is seen
+                page = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).text
+                if synced in page or time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
             assert "# TYPE coursebot_jobs_total counter" in page
-            assert 'coursebot_periodic_runs_total{outcome="ok",task="approval_sync"}' in page
+            assert synced in page
             process.send_signal(signal.SIGTERM)
             assert process.wait(15) == 0
         assert client.zrange(keys.WORKERS(), 0, -1) == []  # a clean stop is not counted as a live worker

@@ -61,10 +61,11 @@ from bot.bulk.kinds import KINDS, make_step
 from bot.bulk.step import BulkStep, StepLabels
 from bot.bulk.targets import BulkItem, Outcome, People, Unresolved, resolve_people
 from bot.core.audit import audit
+from bot.core.clock import SYSTEM_CLOCK, Clock
 from bot.core.directory import Directory
 from bot.core.errors import UserFacingError
 from bot.core.grammar import Ref
-from bot.core.jobs import JobQueue
+from bot.core.jobs import JobQueue, JobTimings
 from bot.core.models import Course
 from bot.core.pacing import BudgetExceeded
 from bot.core.permissions import Permissions
@@ -77,7 +78,7 @@ log = logging.getLogger(__name__)
 CONFIRM_ABOVE = 50  # more people than this: ask before starting
 PROGRESS_SECONDS = 3.0  # the progress message is updated at most this often
 CONTROL_SECONDS = 0.5  # how often a runner looks at the cancel flag
-LOCK_RENEW_SECONDS = 3.0  # JOB_LOCK is extended this often (its TTL is keys.JOB_LOCK.ttl)
+# JOB_LOCK lives JobTimings.lock_seconds (15 s by default) and is extended every JobTimings.beat_every (3 s).
 MEMBER_CONCURRENCY = 4  # members in flight at once for one-at-a-time steps (the budget sets the pace)
 MEMBER_ATTEMPTS = 3  # tries per member within a run when the platform keeps failing
 
@@ -402,16 +403,25 @@ class _Run:
 
 
 class BulkRunner:
-    """Runs one job to its end (or until its process dies; the next run resumes it)."""
+    """Runs one job to its end (or until its process dies; the next run resumes it).
 
-    def __init__(self, platform: CoursePlatform, redis: Redis, job_id: str, sink: ProgressSink) -> None:
+    `clock` paces the control loop (cancel flag, lock renewal, progress); `timings` say how long
+    the job's lock lives without renewal and how often it is renewed.
+    """
+
+    def __init__(self, platform: CoursePlatform, redis: Redis, job_id: str, sink: ProgressSink, *,
+                 clock: Clock = SYSTEM_CLOCK, timings: JobTimings | None = None) -> None:
         self.platform = platform
         self.redis = redis
         self.job_id = job_id
         self.sink = sink
+        self.clock = clock
+        self.timings = timings or JobTimings()
 
     async def run(self) -> None:
-        lock = self.redis.lock(keys.JOB_LOCK(self.job_id), timeout=keys.JOB_LOCK.ttl, sleep=0.5)
+        timings = self.timings
+        lock = self.redis.lock(keys.JOB_LOCK(self.job_id), timeout=timings.lock_seconds,
+                               sleep=min(0.5, timings.beat_every))
         await lock.acquire()  # another runner of this job (a stalled worker that was swept): wait for it
         try:
             record = await load_record(self.redis, self.job_id)
@@ -440,7 +450,7 @@ class BulkRunner:
         for raw in done_raw.values():
             state.counts[_read_outcome(raw)[0]] += 1
         state.processed = len(done_raw)
-        now = time.time()
+        now = self.clock.now()
         record.status, record.attempts = JobStatus.RUNNING, record.attempts + 1
         record.started_at = record.started_at or now
         await save_fields(self.redis, record, "status", "attempts", "started_at")
@@ -471,7 +481,7 @@ class BulkRunner:
             raise JobVanished(state.processed, len(plan.items))
         if state.lost:
             raise LockLost()
-        record.finished_at = time.time()
+        record.finished_at = self.clock.now()
         record.resume_at = None
         if state.cancel_by is not None:
             record.status, record.cancelled_by = JobStatus.CANCELLED, state.cancel_by
@@ -511,12 +521,12 @@ class BulkRunner:
 
     async def _wait_for_budget(self, state: _Run) -> None:
         while state.resume_at is not None and not self._stopping(state):
-            left = state.resume_at - time.time()
+            left = state.resume_at - self.clock.now()
             if left <= 0:
                 state.resume_at = None
                 state.changed = True
                 return
-            await asyncio.sleep(min(left, CONTROL_SECONDS))
+            await self.clock.sleep(min(left, CONTROL_SECONDS))
 
     async def _one(self, step: BulkStep, state: _Run, item: BulkItem, attempts: int) -> None:
         fresh = item.key in state.fresh
@@ -588,12 +598,13 @@ class BulkRunner:
     # -- control: cancel flag, lock, progress ---------------------------------------------------
 
     async def _control(self, record: JobRecord, lock: Any, labels: StepLabels, state: _Run, total: int) -> None:
-        last_progress = 0.0
-        last_renew = time.monotonic()
+        clock = self.clock
+        last_progress: float | None = None
+        last_renew = clock.monotonic()
         paused_saved: float | None = None
         while True:
-            now = time.monotonic()
-            if now - last_renew >= LOCK_RENEW_SECONDS:
+            now = clock.monotonic()
+            if now - last_renew >= self.timings.beat_every:
                 try:
                     await lock.reacquire()
                     last_renew = now
@@ -613,14 +624,14 @@ class BulkRunner:
                 record.status = JobStatus.PAUSED if state.resume_at else JobStatus.RUNNING
                 record.resume_at = state.resume_at
                 await save_fields(self.redis, record, "status", "resume_at")
-            if state.changed and now - last_progress >= PROGRESS_SECONDS:
+            if state.changed and (last_progress is None or now - last_progress >= PROGRESS_SECONDS):
                 state.changed = False
                 last_progress = now
                 try:
                     await self.sink.progress(self._snapshot(record, labels, state, total))
                 except Exception:
                     log.exception("bulk job %s: progress update failed", self.job_id)
-            await asyncio.sleep(CONTROL_SECONDS)
+            await clock.sleep(CONTROL_SECONDS)
 
     def _snapshot(self, record: JobRecord, labels: StepLabels, state: _Run, total: int) -> Snapshot:
         rate: float | None = None

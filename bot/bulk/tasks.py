@@ -13,6 +13,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.bulk import render as render
 from bot.bulk.service import BulkRunner, JobVanished, Report, Snapshot, load_record
+from bot.core.jobs import JobTimings
 from bot.slack.poster import Poster
 
 if TYPE_CHECKING:
@@ -70,7 +71,8 @@ async def run_bulk_job(rt: Runtime, kwargs: dict[str, Any]) -> None:
         return
     sink = SlackProgress(rt.poster, record.channel or record.confirmed_by or record.actor, record.ts)
     try:
-        await BulkRunner(rt.platform, rt.redis, job_id, sink).run()
+        await BulkRunner(rt.platform, rt.redis, job_id, sink, clock=rt.clock,
+                         timings=JobTimings.of(rt.settings)).run()
     except JobVanished as exc:
         log.warning("bulk job %s: its record vanished from Redis mid-run (%s)", job_id, exc)
         await _tell_vanished(rt, owner or record.confirmed_by or record.actor, course or record.course_title, exc)

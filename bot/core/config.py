@@ -63,6 +63,8 @@ class Settings(BaseSettings):
     coursebot_sync_seconds: int = Field(default=60, ge=1)
     coursebot_reminder_hours: float = Field(default=24, gt=0)
     coursebot_escalate_hours: float = Field(default=72, gt=0)
+    # A running job whose worker is silent this long is taken over by another (bot.core.jobs.JobTimings).
+    coursebot_job_heartbeat_seconds: int = Field(default=10, ge=2, le=3600)
 
     log_level: str = "INFO"
     log_format: Literal["text", "json"] = "text"

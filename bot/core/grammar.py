@@ -299,8 +299,10 @@ def parse(text: str) -> Invocation:
         )
         if single:
             return Invocation(spec, course=values[0], member=second, lesson=values[2], flags=flags, text=text)
-        return Invocation(spec, course=values[0], lesson=values[1], targets=_targets(values[2:], spec),
-                          flags=flags, text=text)
+        targets = _targets(values[2:], spec)
+        if not targets:  # e.g. `complete onboarding welcome ""`: nobody named
+            raise ParseError(f"Usage: `/course {spec.usage}`  e.g. `/course {spec.example}`", spec)
+        return Invocation(spec, course=values[0], lesson=values[1], targets=targets, flags=flags, text=text)
     if name == "approvers":
         return _approvers(args, spec, flags, text)
     if name == "autoapprove":

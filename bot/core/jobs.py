@@ -62,28 +62,68 @@ def counted_job(kind: str) -> Iterator[None]:
     metrics.observe_job(kind, "ok")
 
 
-# SAQ marks a job "stuck" once its `touched` time is older than HEARTBEAT seconds, and every
-# worker's sweep (every SWEEP_SECONDS) puts a stuck job back on the queue. SAQ itself never
-# touches a running job, so the worker touches it every HEARTBEAT_EVERY seconds while it runs
-# (bot/worker.py): a long job stays put, and one whose worker was killed is picked up again
-# within about HEARTBEAT + SWEEP_SECONDS + 5 s. A job that must never run twice at once also
-# holds its own Redis lock (bulk jobs do), since a stalled worker can be swept while alive.
-HEARTBEAT = 10
-HEARTBEAT_EVERY = 3.0
-SWEEP_SECONDS = 5
+@dataclass(frozen=True)
+class JobTimings:
+    """How a running job shows it is alive, and how soon a silent one is taken over.
+
+    SAQ marks a job "stuck" once its `touched` time is older than `heartbeat` seconds, and a
+    worker's sweep (every `sweep_seconds`, at most one sweep per period across workers) puts a
+    stuck job back on the queue. SAQ itself never touches a running job, so the worker touches it
+    every `beat_every` seconds while it runs (bot/worker.py): a long job stays put, and one whose
+    worker was killed is picked up again within about heartbeat + sweep_seconds + abort_wait +
+    retry_delay (a sweep first asks the job's worker to abort it, and waits that long for an
+    answer a dead worker never gives). A job that must never run twice at once also holds its own
+    Redis lock for `lock_seconds`, renewed every `beat_every` (bulk jobs do), since a stalled
+    worker can be swept while alive. Everything follows COURSEBOT_JOB_HEARTBEAT_SECONDS: with the
+    default 10 that is 3 s beats, a sweep every 5 s, 5 s abort wait, 2 s retry delay, a 15 s lock.
+    """
+
+    heartbeat: int = 10
+
+    @classmethod
+    def of(cls, settings: Settings) -> JobTimings:
+        return cls(heartbeat=settings.coursebot_job_heartbeat_seconds)
+
+    @property
+    def beat_every(self) -> float:
+        return self.heartbeat * 0.3
+
+    @property
+    def sweep_seconds(self) -> int:
+        return max(1, self.heartbeat // 2)  # whole seconds: SAQ uses it as a Redis EX
+
+    @property
+    def abort_wait(self) -> float:
+        return self.heartbeat * 0.5
+
+    @property
+    def retry_delay(self) -> float:
+        """Before a job runs again after it failed or was swept (doubling on each retry, up to 30 s)."""
+        return self.heartbeat * 0.2
+
+    @property
+    def lock_seconds(self) -> float:
+        return self.heartbeat * 1.5
 
 
 class SaqJobQueue:
-    def __init__(self, redis_url: str, **redis_options: Any) -> None:
+    def __init__(self, redis_url: str, timings: JobTimings | None = None, **redis_options: Any) -> None:
         import redis.asyncio as aioredis
         from saq.queue.redis import RedisQueue
 
+        self.timings = timings or JobTimings()
+        abort_wait = self.timings.abort_wait
+
+        class Queue(RedisQueue):
+            async def sweep(self, lock: int = 60, abort: float = 5.0) -> list[str]:
+                return await super().sweep(lock, abort_wait)
+
         # Not RedisQueue.from_url: it passes no options to the client (REDIS_TLS_VERIFY needs them).
-        self.queue = RedisQueue(aioredis.from_url(redis_url, **redis_options), name="coursebot")
+        self.queue = Queue(aioredis.from_url(redis_url, **redis_options), name="coursebot")
 
     async def enqueue(self, name: str, *, key: str, **kwargs: Any) -> None:
-        await self.queue.enqueue(name, key=key, timeout=0, retries=1000, heartbeat=HEARTBEAT, retry_delay=2.0,
-                                 retry_backoff=30, **kwargs)
+        await self.queue.enqueue(name, key=key, timeout=0, retries=1000, heartbeat=self.timings.heartbeat,
+                                 retry_delay=self.timings.retry_delay, retry_backoff=30, **kwargs)
 
     async def depth(self) -> int:
         return int(await self.queue.count("queued"))

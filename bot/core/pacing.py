@@ -7,14 +7,14 @@ failing, which is what a background job wants.
 
 from __future__ import annotations
 
-import asyncio
 import math
-import time
 from typing import Any
 
 from limits import RateLimitItem, RateLimitItemPerDay, RateLimitItemPerSecond
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
+
+from bot.core.clock import SYSTEM_CLOCK, Clock
 
 
 def make_storage(redis_url: str | None, **redis_options: Any) -> Storage:
@@ -49,12 +49,18 @@ class BudgetExceeded(Exception):
 
 
 class Budget:
-    """A named budget made of a short window (pace) and optionally a long one (daily)."""
+    """A named budget made of a short window (pace) and optionally a long one (daily).
+
+    The windows are kept by `limits` on the real wall clock; `clock` only decides how long
+    `acquire` waits before it asks again (see bot.core.clock: its `now()` must be real time).
+    """
 
     def __init__(
-        self, storage: Storage, name: str, pace: RateLimitItem, daily: int | None = None
+        self, storage: Storage, name: str, pace: RateLimitItem, daily: int | None = None, *,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.name = name
+        self.clock = clock
         # A unit freed at the window's edge is taken a little after it: the platform counts when a
         # request arrives, not when it was paced, and arrivals jitter by some milliseconds. Without
         # this margin a full window here can be one over at the platform (throttled, then retried).
@@ -68,20 +74,24 @@ class Budget:
 
         Raises BudgetExceeded when the daily budget is spent (or waiting would exceed max_wait).
         """
-        started = time.monotonic()
+        clock = self.clock
+        started = clock.monotonic()
         while True:
             if self.daily is not None and not await self._limiter.test(self.daily, self.name):
                 stats = await self._limiter.get_window_stats(self.daily, self.name)
                 raise BudgetExceeded(stats.reset_time)
             if await self._limiter.hit(self.pace, self.name):
-                if self.daily is not None:
-                    await self._limiter.hit(self.daily, self.name)
+                # The test above and this hit are not one step: acquirers racing for the day's last
+                # units all pass the test, and only the hit (atomic) tells who got one.
+                if self.daily is not None and not await self._limiter.hit(self.daily, self.name):
+                    stats = await self._limiter.get_window_stats(self.daily, self.name)
+                    raise BudgetExceeded(stats.reset_time)
                 return
             stats = await self._limiter.get_window_stats(self.pace, self.name)
-            delay = max(0.005, min(stats.reset_time - time.time(), float(self.pace.get_expiry()))) + self.guard
-            if max_wait is not None and time.monotonic() - started + delay > max_wait:
-                raise BudgetExceeded(time.time() + delay)
-            await asyncio.sleep(delay)
+            delay = max(0.005, min(stats.reset_time - clock.now(), float(self.pace.get_expiry()))) + self.guard
+            if max_wait is not None and clock.monotonic() - started + delay > max_wait:
+                raise BudgetExceeded(clock.now() + delay)
+            await clock.sleep(delay)
 
     async def remaining_today(self) -> int | None:
         if self.daily is None:

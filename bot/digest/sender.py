@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Literal
 
 from slack_sdk.errors import SlackApiError
 
+from bot.core.clock import SYSTEM_CLOCK, Clock
 from bot.core.models import Enrolment
 from bot.core.store import Redis
 from bot.digest import keys
@@ -70,11 +71,15 @@ class SendResult:
 
 
 class DayClaim:
-    """A lease on one channel's day, renewed while held, turned into the ts once posted."""
+    """A lease on one channel's day, renewed while held, turned into the ts once posted.
 
-    def __init__(self, redis: Redis, key: str) -> None:
+    The lease is a Redis TTL (real time); `clock` paces its renewal.
+    """
+
+    def __init__(self, redis: Redis, key: str, clock: Clock = SYSTEM_CLOCK) -> None:
         self.redis = redis
         self.key = key
+        self.clock = clock
         self.value = "claim:" + secrets.token_hex(8)
         self._extend = redis.register_script(_EXTEND)
         self._finish = redis.register_script(_FINISH)
@@ -97,7 +102,7 @@ class DayClaim:
     async def heartbeat(self) -> AsyncIterator[None]:
         async def beat() -> None:
             while True:
-                await asyncio.sleep(HEARTBEAT)
+                await self.clock.sleep(HEARTBEAT)
                 if not await self.renew():
                     log.warning("digest: lost the claim on %s while working", self.key)
                     return
@@ -149,7 +154,7 @@ async def send_digest(rt: Runtime, *, now: datetime | None = None) -> SendResult
         current = str(raw)
         busy = current.startswith("claim:")
         return SendResult("busy" if busy else "already", day, ts=None if busy else current)
-    claim = DayClaim(rt.redis, sent_key)
+    claim = DayClaim(rt.redis, sent_key, rt.clock)
     if not await claim.acquire():
         return SendResult("busy", day)
     posting_key = keys.DIGEST_POSTING(channel, day.isoformat())

@@ -281,6 +281,16 @@ class MeltingSpotFake:
         """``with fake.serve() as base_url:`` runs the app on a free loopback port."""
         return ServerThread(self.app)
 
+    def reset(self, **options: Any) -> None:
+        """Become a new `MeltingSpotFake(**options)` in place: no courses, members, recorded requests,
+        injected failures or rate window, and the given options (the defaults for the others). `app`
+        stays the same object, so one server serves a fresh fake to test after test. Call it while
+        no request is in flight."""
+        with self.lock:
+            app, lock = self.app, self.lock
+            MeltingSpotFake.__init__(self, **options)
+            self.app, self.lock = app, lock
+
     def reset_counters(self, *, rate_window: bool = True) -> None:
         """Clear requests, request_times, json_bodies and the counters (and the rate window)."""
         with self.lock:

@@ -515,6 +515,16 @@ class NexudusFake:
             if refresh_tokens:
                 self._refresh_tokens.clear()
 
+    def reset(self, **options: Any) -> None:
+        """Become a new `NexudusFake(**options)` in place: no records, tokens, recorded requests,
+        injected failures or limiter windows, and the given options (the defaults for the others:
+        `delay`, `clock`, `writes_per_minute`... set since are undone). `app` stays the same object, so
+        one server serves a fresh fake to test after test. Call it while no request is in flight."""
+        with self.lock:
+            app, lock = self.app, self.lock
+            NexudusFake.__init__(self, **options)
+            self.app, self.lock = app, lock
+
     def reset_counters(self, reset_limits: bool = True) -> None:
         """Clear requests, token_requests, writes, write_times, throttled (and the limiter windows)."""
         with self.lock:
