@@ -39,6 +39,8 @@ import asyncio
 import hashlib
 import inspect
 import logging
+import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -73,6 +75,18 @@ ENROLMENTS = "enrolments"  # generation of shared enrolment reads (counts)
 
 REREAD_AFTER = 15
 """Seconds: a cached course list younger than this is not read again for a title it lacks."""
+
+GENERATION_SECONDS = 1.0
+"""How long a process trusts a generation it read: a write in this process takes effect here at
+once, one in another process (a worker, another `serve`) within this second. It spares each answer
+a Redis round trip per group, which would otherwise run while other requests wait for their acks."""
+
+MEMO_SECONDS = 5.0
+MEMO_SIZE = 256
+"""A value read from Redis is kept in the process this long (at most this many values), so that a
+burst of identical commands does not fetch and parse the same list again for each. Only the
+generation is still read from Redis every time, so the bot's own writes (in any process) take
+effect at once; a value may outlive its Redis lifetime by these few seconds."""
 
 _COURSE = TypeAdapter(Course)
 _COURSES = TypeAdapter(list[Course])
@@ -119,6 +133,8 @@ class CachedPlatform(CoursePlatform):
         self.redis = redis
         self.stats = CacheStats()
         self._flights: dict[str, asyncio.Future[Any]] = {}
+        self._memo: OrderedDict[str, tuple[float, Any]] = OrderedDict()  # key -> (until, value)
+        self._generation: dict[str, tuple[float, str]] = {}  # group -> (until, generation)
 
     def __getattr__(self, name: str) -> Any:
         if name == "inner":  # not yet set (during construction or unpickling)
@@ -132,26 +148,49 @@ class CachedPlatform(CoursePlatform):
 
     async def _generations(self, *groups: str) -> list[str] | None:
         """The current generation of each group (None: Redis did not answer; do without the cache)."""
+        now = time.monotonic()
+        known = [self._generation.get(g) for g in groups]
+        if all(k is not None and k[0] > now for k in known):
+            return [k[1] for k in known if k is not None]
         try:
             values = await self.redis.mget([keys.GENERATION(self.name, g) for g in groups])
         except RedisError as exc:
             log.warning("platform cache: Redis did not answer (%s); reading from the platform", type(exc).__name__)
             return None
-        return [str(v or 0) for v in values]
+        found: list[str] = []
+        for group, value in zip(groups, values, strict=True):
+            current = self._generation.get(group)
+            if current is not None and current[0] > time.monotonic() and int(current[1]) > int(value or 0):
+                found.append(current[1])  # this process wrote meanwhile: its newer generation stands
+                continue
+            found.append(str(value or 0))
+            self._generation[group] = (now + GENERATION_SECONDS, found[-1])
+        return found
 
     async def _bump(self, *groups: str) -> None:
         """After a write: values cached and reads begun before it are no longer used."""
+        for group in groups:
+            self._generation.pop(group, None)  # whatever happens below, read it again next time
         try:
             async with self.redis.pipeline(transaction=False) as pipe:
                 for group in groups:
                     pipe.incr(keys.GENERATION(self.name, group))
                     pipe.expire(keys.GENERATION(self.name, group), keys.GENERATION.ttl or 0)
-                await pipe.execute()
+                results = await pipe.execute()
         except RedisError as exc:
             log.warning("platform cache: could not drop cached %s (%s); they expire on their own",
                         "/".join(groups), type(exc).__name__)
+            return
+        now = time.monotonic()
+        for group, value in zip(groups, results[::2], strict=True):
+            self._generation[group] = (now + GENERATION_SECONDS, str(value))
 
     async def _get(self, key: str, codec: TypeAdapter[T]) -> T | None:
+        now = time.monotonic()
+        memo = self._memo.get(key)
+        if memo is not None and memo[0] > now:
+            self.stats.hits += 1
+            return _copy(cast(T, memo[1]))
         try:
             raw = await self.redis.get(key)
         except RedisError:
@@ -163,7 +202,11 @@ class CachedPlatform(CoursePlatform):
         except ValidationError:
             return None  # written by another version of the bot: read it again
         self.stats.hits += 1
-        return value
+        self._memo[key] = (now + MEMO_SECONDS, value)
+        self._memo.move_to_end(key)
+        while len(self._memo) > MEMO_SIZE:
+            self._memo.popitem(last=False)
+        return _copy(value)
 
     async def _get_many(self, names: list[str], codec: TypeAdapter[T]) -> list[T | None]:
         if not names:
