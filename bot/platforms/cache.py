@@ -84,9 +84,9 @@ a Redis round trip per group, which would otherwise run while other requests wai
 MEMO_SECONDS = 5.0
 MEMO_SIZE = 256
 """A value read from Redis is kept in the process this long (at most this many values), so that a
-burst of identical commands does not fetch and parse the same list again for each. Only the
-generation is still read from Redis every time, so the bot's own writes (in any process) take
-effect at once; a value may outlive its Redis lifetime by these few seconds."""
+burst of identical commands does not fetch and parse the same list again for each. What the bot's
+own writes drop is named with its generation, which is still checked (`GENERATION_SECONDS`), so
+those writes drop it here as before; a value may outlive its Redis lifetime by these few seconds."""
 
 _COURSE = TypeAdapter(Course)
 _COURSES = TypeAdapter(list[Course])
