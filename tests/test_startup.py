@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,8 +28,8 @@ import redis
 import bot
 from bot.core import keys, logs
 from devtools.servers import free_port
-from devtools.slack_stub import SlackWorkspace
-from tests.conftest import REDIS_URL, SLACK_TOKEN
+from devtools.slack_stub import SlackWorkspace, create_app
+from tests.conftest import REDIS_URL, SERVERS, SLACK_TOKEN
 
 OWN = ("SLACK_", "COURSEBOT_", "NEXUDUS_", "MELTINGSPOT_", "COURSE_PLATFORM", "REDIS_", "LOG_", "PORT")
 
@@ -48,18 +49,30 @@ def run(args: list[str], env: dict[str, str], timeout: float = 60) -> subprocess
                           timeout=timeout, cwd="/tmp")
 
 
-def start(args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "bot.cli", *args], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, cwd="/tmp")
+class Background:
+    """A command started now and collected later, while other tests run: its output, and how long
+    it ran until it exited (timed by a thread waiting on it, not by whoever collects it)."""
 
+    def __init__(self, args: list[str], env: dict[str, str]) -> None:
+        self.started = time.monotonic()
+        self.process = subprocess.Popen([sys.executable, "-m", "bot.cli", *args], env=env, stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE, text=True, cwd="/tmp")
+        self.seconds = 0.0
+        self._output = ("", "")
+        self._thread = threading.Thread(target=self._wait, daemon=True)
+        self._thread.start()
 
-def finish(process: subprocess.Popen[str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    try:
-        stdout, stderr = process.communicate(timeout=timeout)
-    finally:
-        if process.poll() is None:
-            process.kill()
-    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+    def _wait(self) -> None:
+        try:
+            self._output = self.process.communicate(timeout=60)
+        finally:
+            if self.process.poll() is None:
+                self.process.kill()
+            self.seconds = time.monotonic() - self.started
+
+    def result(self) -> subprocess.CompletedProcess[str]:
+        self._thread.join(65)
+        return subprocess.CompletedProcess(self.process.args, self.process.returncode, *self._output)
 
 
 def one_line(result: subprocess.CompletedProcess[str]) -> str:
@@ -157,37 +170,40 @@ def test_a_refused_bot_token_stops_the_process_with_one_line_naming_it(
 @dataclass(frozen=True)
 class Unreachable:
     slack_url: str
-    slack: subprocess.CompletedProcess[str]
-    slack_seconds: float
-    redis: subprocess.CompletedProcess[str]
+    slack: Background
+    redis: Background
 
 
-@pytest.fixture(scope="module")
-def unreachable(slack_server: SlackWorkspace) -> Unreachable:
-    """`serve` with a Slack nobody answers and `worker` with a Redis nobody answers, started at once:
-    each spends 4.5 s pausing between its three tries."""
-    slack_server.reset(SLACK_TOKEN)
-    url = f"http://127.0.0.1:{free_port()}/api/"  # nothing listens there
-    dead = f"redis://:hunter2-secret@127.0.0.1:{free_port()}/0"
-    started_at = time.monotonic()
-    serve = start(["serve"], environment(SLACK_BOT_TOKEN="xoxb-1", SLACK_SIGNING_SECRET="s", SLACK_API_URL=url,
-                                         COURSE_PLATFORM="sandbox"))
-    worker = start(["worker"], slack_env(slack_server, COURSE_PLATFORM="sandbox", REDIS_URL=dead))
-    serve_result = finish(serve)
-    serve_seconds = time.monotonic() - started_at
-    return Unreachable(url, serve_result, serve_seconds, finish(worker))
+@pytest.fixture(scope="module", autouse=True)
+def unreachable() -> Iterator[Unreachable]:
+    """`serve` with a Slack nobody answers and `worker` with a Redis nobody answers, started as this
+    module's first test starts: each spends 4.5 s pausing between its three tries while the other
+    tests run. The worker gets a Slack of its own (its token is checked before Redis), so no test's
+    injected Slack failure is used up by it."""
+    ws = SlackWorkspace(SLACK_TOKEN)
+    with SERVERS.serve(create_app(ws)) as slack_url:
+        ws.base_url = slack_url
+        url = f"http://127.0.0.1:{free_port()}/api/"  # nothing listens there
+        dead = f"redis://:hunter2-secret@127.0.0.1:{free_port()}/0"
+        runs = Unreachable(url, Background(["serve"], environment(
+                               SLACK_BOT_TOKEN="xoxb-1", SLACK_SIGNING_SECRET="s", SLACK_API_URL=url,
+                               COURSE_PLATFORM="sandbox")),
+                           Background(["worker"], slack_env(ws, COURSE_PLATFORM="sandbox", REDIS_URL=dead)))
+        yield runs
+        runs.slack.result()
+        runs.redis.result()
 
 
 def test_a_slack_that_cannot_be_reached_is_tried_a_few_times_then_said_in_one_line(unreachable: Unreachable) -> None:
-    result, url = unreachable.slack, unreachable.slack_url
+    result, url = unreachable.slack.result(), unreachable.slack_url
     assert result.returncode == 1
     line = one_line(result)
     assert line.startswith(f"coursebot: cannot reach Slack at {url}") and "after 3 tries" in line
-    assert unreachable.slack_seconds >= 4.5  # it waited between the tries
+    assert unreachable.slack.seconds >= 4.5  # it waited between the tries
 
 
 def test_a_worker_whose_redis_is_unreachable_says_so_in_one_line(unreachable: Unreachable) -> None:
-    result = unreachable.redis
+    result = unreachable.redis.result()
     assert result.returncode == 1
     line = one_line(result)
     assert line.startswith("coursebot: cannot reach Redis at redis://:***@127.0.0.1:")
