@@ -99,7 +99,8 @@ class Runtime:
         redis = store.connect(settings)
         platform = cached(platform or make_platform(settings, clock), redis)
         slack = make_slack_client(settings)
-        poster = Poster(slack, redis, make_storage(settings.redis_url, **settings.redis_options()))
+        poster = Poster(slack, redis, make_storage(settings.redis_url, **settings.redis_options()),
+                        posts_per_second=settings.slack_posts_per_second)
         directory = SlackDirectory(slack, redis)
         permissions = Permissions(settings.coursebot_managers, directory, redis)
         jobs: JobQueue = (SaqJobQueue(settings.redis_url, JobTimings.of(settings), **settings.redis_options())

@@ -65,6 +65,8 @@ def demo_workspace(token: str) -> SlackWorkspace:
     return ws
 
 
+SHELL_POSTS_PER_SECOND = 20  # per channel, in the shell's own stand-in Slack (Slack's is 1)
+
 CHANNEL_NAMES = {GENERAL: "#general", APPROVALS: "#course-approvals", NEWCOMERS: "#new-members"}
 
 
@@ -81,7 +83,14 @@ class Shell:
     ) -> None:
         self.token = workspace.token if workspace else "xoxb-shell-" + secrets.token_hex(8)
         self.secret = secrets.token_hex(16)
-        self.ws = workspace or demo_workspace(self.token)
+        if workspace is None:
+            # The shell's own Slack takes messages faster than Slack, and the bot is told so: its
+            # cards appear at once instead of one a second, still through the same pacer.
+            posts = max(settings.slack_posts_per_second, SHELL_POSTS_PER_SECOND)
+            workspace = demo_workspace(self.token)
+            workspace.limit_posts(per_second=posts, burst=posts + 1)
+            settings = settings.model_copy(update={"slack_posts_per_second": posts})
+        self.ws = workspace
         self.platform = platform
         self.server: ServerThread | None = ServerThread(create_app(self.ws))
         self.user = as_user or MANAGER

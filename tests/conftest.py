@@ -30,13 +30,26 @@ from devtools.servers import ServerPool, ServerThread
 from devtools.shell import Shell
 from devtools.slack_stub import SlackWorkspace, create_app
 
-REDIS_URL = os.environ.get("COURSEBOT_TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
+
+def _worker_redis_url(url: str) -> str:
+    """One Redis database per pytest-xdist worker (gw0 keeps the given one, gw1 the next...)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    offset = int(worker.removeprefix("gw") or 0)
+    base, _, db = url.rpartition("/")
+    return f"{base}/{int(db) + offset}" if db.isdigit() else url
+
+
+REDIS_URL = _worker_redis_url(os.environ.get("COURSEBOT_TEST_REDIS_URL", "redis://127.0.0.1:6379/9"))
 
 MANAGER = "U0MANAGER"
 OUTSIDER = "U0OUTSIDER"
 GENERAL = "C0GENERAL"
 APPROVALS = "C0APPROVALS"
 SLACK_TOKEN = "xoxb-test"
+SLACK_SPEED = 4
+"""The tests' Slack takes messages this many times faster than Slack (4 a second per channel after a
+burst of 5) and the bot is told so (SLACK_POSTS_PER_SECOND): the same pacing, a quarter of the
+waiting. A test that needs Slack's own pace (tests/test_posting.py) sets both back to 1."""
 
 
 def _start_redis_if_missing() -> None:
@@ -175,6 +188,7 @@ def slack_server() -> Iterator[SlackWorkspace]:
 def slack(slack_server: SlackWorkspace) -> SlackWorkspace:
     ws = slack_server
     ws.reset(SLACK_TOKEN)
+    ws.limit_posts(per_second=SLACK_SPEED)
     ws.add_user(MANAGER, "manager", "manager@example.com", real_name="Mia Manager")
     ws.add_user(OUTSIDER, "outsider", "outsider@example.com", real_name="Olly Outsider")
     ws.add_user("U0ADA", "ada", "ada@example.com", real_name="Ada Lovelace")
@@ -197,6 +211,7 @@ def nexudus_settings(tenant: Tenant, **overrides: Any) -> Settings:
         "coursebot_approvals_channel": APPROVALS,
         "slack_bot_token": SecretStr(SLACK_TOKEN),
         "slack_signing_secret": SecretStr("unused"),
+        "slack_posts_per_second": SLACK_SPEED,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

@@ -23,7 +23,7 @@ from bot.approvals import keys as approval_keys
 from devtools import requests as slack_requests
 from devtools.servers import free_port
 from devtools.slack_stub import SlackWorkspace
-from tests.conftest import APPROVALS, MANAGER, OUTSIDER, REDIS_URL, SLACK_TOKEN, Tenant
+from tests.conftest import APPROVALS, MANAGER, OUTSIDER, REDIS_URL, SLACK_SPEED, SLACK_TOKEN, Tenant
 from tests.test_approvals import (
     buttons,
     card_for,
@@ -49,7 +49,8 @@ def environment(tenant: Tenant, slack: SlackWorkspace, **extra: str) -> dict[str
         "REDIS_URL": REDIS_URL, "COURSE_PLATFORM": "nexudus", "NEXUDUS_BASE_URL": tenant.url,
         "NEXUDUS_USERNAME": tenant.fake.username, "NEXUDUS_PASSWORD": tenant.fake.password,
         "NEXUDUS_WRITES_PER_MINUTE": "600", "COURSEBOT_MANAGERS": f"{MANAGER},{SECOND_MANAGER}",
-        "COURSEBOT_APPROVALS_CHANNEL": APPROVALS, "LOG_LEVEL": "WARNING", **extra,
+        "COURSEBOT_APPROVALS_CHANNEL": APPROVALS, "LOG_LEVEL": "WARNING",
+        "SLACK_POSTS_PER_SECOND": str(SLACK_SPEED), **extra,
     })
     return env
 

@@ -18,7 +18,7 @@ from devtools import requests as slack_requests
 from devtools.fakes.meltingspot import MeltingSpotFake
 from devtools.shell import Shell
 from devtools.slack_stub import SlackWorkspace
-from tests.conftest import APPROVALS, GENERAL, MANAGER, REDIS_URL, SLACK_TOKEN
+from tests.conftest import APPROVALS, GENERAL, MANAGER, REDIS_URL, SLACK_SPEED, SLACK_TOKEN
 from tests.test_bulk import DM, ThreadWorker, click, eventually, job_ids, last_response, text_of, wait_job
 
 API_KEY = "ms_bulk_test_key"
@@ -31,6 +31,7 @@ def meltingspot_settings(url: str, **overrides: Any) -> Settings:
         "meltingspot_api_key": SecretStr(API_KEY), "meltingspot_requests_per_10s": PER_10S,
         "coursebot_managers": [MANAGER], "coursebot_approvals_channel": APPROVALS,
         "slack_bot_token": SecretStr(SLACK_TOKEN), "slack_signing_secret": SecretStr("unused"),
+        "slack_posts_per_second": SLACK_SPEED,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

@@ -17,7 +17,7 @@ import redis.asyncio as aioredis
 from bot.bulk import keys as bulk_keys
 from devtools.shell import Shell
 from devtools.slack_stub import SlackWorkspace
-from tests.conftest import GENERAL, MANAGER, REDIS_URL, SLACK_TOKEN, Tenant, nexudus_settings
+from tests.conftest import GENERAL, MANAGER, REDIS_URL, SLACK_SPEED, SLACK_TOKEN, Tenant, nexudus_settings
 from tests.test_bulk import DM, click, enrolled, job_ids, last_response, seed_people, wait_job
 
 WRITES_PER_MINUTE = 12000  # fast, so the test is short: the point is exactly-once
@@ -35,6 +35,7 @@ def worker_process(tenant: Tenant, slack: SlackWorkspace, cwd: Path) -> subproce
         "NEXUDUS_WRITES_PER_MINUTE": str(WRITES_PER_MINUTE),
         "SLACK_BOT_TOKEN": SLACK_TOKEN,
         "SLACK_API_URL": slack.base_url + "/api/",
+        "SLACK_POSTS_PER_SECOND": str(SLACK_SPEED),
         "COURSEBOT_MANAGERS": MANAGER,
         "COURSEBOT_JOB_HEARTBEAT_SECONDS": str(HEARTBEAT),
         "LOG_LEVEL": "INFO",

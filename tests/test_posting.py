@@ -1,9 +1,11 @@
 """Posting to Slack at Slack's pace, once: cards in a burst, 429s, lost answers, reminders, escalations.
 
-The Slack stand-in enforces the per-channel limit real Slack has (1 message a second after a
-burst of 5, HTTP 429 `ratelimited` with Retry-After past it) in every test, so a bot that bursts
-fails here. The sync is the worker's own task, run by a fresh Runtime, against the local Nexudus;
-requests waiting for days are made by setting their CreatedOn in the past, not by sleeping.
+The Slack stand-in enforces a per-channel limit shaped like Slack's (a burst of 5, then a steady
+rate, HTTP 429 `ratelimited` with Retry-After past it) in every test, so a bot that bursts fails
+here. The tests' Slack runs SLACK_SPEED times faster than Slack and the bot is told so; the first
+test runs both at Slack's own 1 a second. The sync is the worker's own task, run by a fresh
+Runtime, against the local Nexudus; requests waiting for days are made by setting their CreatedOn
+in the past, not by sleeping.
 """
 
 from __future__ import annotations
@@ -22,10 +24,11 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.approvals.tasks import approval_sync
 from bot.render import Message, md
+from bot.slack.poster import per_channel
 from bot.slack.retries import safe_retry_handlers
 from devtools.shell import Shell
 from devtools.slack_stub import SlackWorkspace
-from tests.conftest import APPROVALS, GENERAL, MANAGER, SLACK_TOKEN, Tenant
+from tests.conftest import APPROVALS, GENERAL, MANAGER, SLACK_SPEED, SLACK_TOKEN, Tenant
 from tests.test_approvals import buttons, card_for, cards, pending, runtime, sync, text
 
 LEADS = "S0LEADS"
@@ -46,15 +49,35 @@ def link_to(card: dict[str, Any]) -> str:
 # ---- many waiting requests at once -------------------------------------------------------------
 
 
+def add_waiting(nexudus: Tenant, count: int) -> None:
+    """`count` more waiting requests for the Figma course, each asked a minute after the last, hours ago."""
+    start = datetime.now(UTC) - timedelta(hours=3)
+    for n in range(count):
+        person = nexudus.fake.add_coworker(f"Member {n:02d}", f"m{n}@example.com")
+        nexudus.fake.add_enrolment(nexudus.courses["figma"]["Id"], person["Id"], approved=False,
+                                   created_on=start + timedelta(minutes=n))
+
+
+async def test_at_slacks_own_pace_a_sync_of_8_requests_keeps_to_one_message_a_second(
+    nexudus: Tenant, slack: SlackWorkspace
+) -> None:
+    """Slack's real limit on both sides: the bot's defaults, and the stand-in's (1 a second, burst 5)."""
+    slack.limit_posts()
+    add_waiting(nexudus, 7)  # with Ann's, 8 waiting: 8 cards, more than Slack's burst
+    started = time.monotonic()
+    async with runtime(nexudus, slack, slack_posts_per_second=1) as rt:
+        await approval_sync(rt)
+    took = time.monotonic() - started
+    assert len(top_level(slack)) == len(cards(slack)) == 8
+    assert slack.ratelimited == 0  # never past Slack's limit
+    assert slack.most_in_window(3.0) <= 5 + 3  # a burst of 5, then 1 a second
+    assert took >= 8 - 5  # paced, not burst: about one a second after the burst
+
+
 async def test_a_sync_that_finds_30_waiting_requests_posts_a_summary_then_the_cards_oldest_first_at_slacks_pace(
     nexudus: Tenant, slack: SlackWorkspace
 ) -> None:
-    fake = nexudus.fake
-    start = datetime.now(UTC) - timedelta(hours=3)
-    for n in range(29):  # with Ann's (asked just now), 30 waiting requests, each asked a minute after the last
-        person = fake.add_coworker(f"Member {n:02d}", f"m{n}@example.com")
-        fake.add_enrolment(nexudus.courses["figma"]["Id"], person["Id"], approved=False,
-                           created_on=start + timedelta(minutes=n))
+    add_waiting(nexudus, 29)  # with Ann's (asked just now), 30 waiting requests
     started = time.monotonic()
     async with runtime(nexudus, slack) as rt:
         await approval_sync(rt)
@@ -65,9 +88,9 @@ async def test_a_sync_that_finds_30_waiting_requests_posts_a_summary_then_the_ca
     assert "30 new requests are waiting for approval" in text(posted[0]) and "their cards follow" in text(posted[0])
     names = [re.search(r"\*(.+?)\* asks to join", text(card))[1] for card in posted[1:]]  # type: ignore[index]
     assert names == [f"Member {n:02d}" for n in range(29)] + ["Ann Other"]  # oldest first
-    assert slack.ratelimited == 0  # never past Slack's limit
-    assert slack.most_in_window(10.0) <= 5 + 10  # a burst of 5, then 1 a second
-    assert took >= 31 - 5 - 1  # paced, not burst: about one a second after the burst
+    assert slack.ratelimited == 0  # never past the stand-in's limit
+    assert slack.most_in_window(10.0 / SLACK_SPEED) <= 5 + 10  # a burst of 5, then SLACK_SPEED a second
+    assert took >= (31 - 5 - 1) / SLACK_SPEED  # paced, not burst
 
 
 async def test_a_few_new_requests_get_their_cards_at_once_without_a_summary(
@@ -254,3 +277,13 @@ async def test_updates_of_one_message_that_wait_their_turn_together_are_sent_onc
         assert time.monotonic() - started >= 0.3  # they waited for the channel's pace
     assert slack.call_count("chat.update") == before + 1
     assert [m["text"] for m in slack.messages(GENERAL)] == ["one, edit 7", "two, edit 9"]
+
+
+@pytest.mark.parametrize(("burst", "per_second", "window", "amount"), [
+    (4, 1, 4, 4), (4, 2, 2, 4), (4, 3, 2, 4), (4, 4, 1, 4), (4, 20, 1, 20), (10, 2, 5, 10), (10, 8, 2, 10),
+])
+def test_a_channels_pace_never_exceeds_its_rate_nor_its_burst(burst: int, per_second: int, window: int,
+                                                              amount: int) -> None:
+    pace = per_channel(burst, per_second)
+    assert (pace.get_expiry(), pace.amount) == (window, amount)
+    assert pace.amount / pace.get_expiry() <= per_second

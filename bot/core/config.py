@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     slack_signing_secret: SecretStr | None = None
     slack_app_token: SecretStr | None = None  # set: `serve` takes Slack's requests over Socket Mode
     slack_api_url: str = "https://slack.com/api/"
+    # Slack takes about 1 message a second per channel after a short burst. Only a stand-in Slack
+    # that takes more (the shell's, the tests') is worth a higher value: it also speeds up updates.
+    slack_posts_per_second: int = Field(default=1, ge=1, le=100)
     redis_url: str | None = None
     port: int = Field(default=3000, ge=1, le=65535)
 
