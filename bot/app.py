@@ -36,6 +36,7 @@ def build_bolt(rt: Runtime) -> AsyncApp:
         rt.settings.require("slack_signing_secret")
     secret = rt.settings.slack_signing_secret
     app = AsyncApp(
+        name="coursebot",  # else Bolt reads the whole call stack for a name (inspect.stack: slow when deep)
         client=rt.slack,
         signing_secret=secret.get_secret_value() if secret else "",
         process_before_response=False,

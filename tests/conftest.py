@@ -77,6 +77,9 @@ def _start_redis_if_missing() -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     _start_redis_if_missing()
+    # The processes the tests start (serve, worker, doctor, shell: about fifty) would each compile
+    # the bot's source again where the environment forbids writing bytecode: let them keep it.
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 
 
 SERVERS = ServerPool()

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from bot.platforms.http import tls_context
 from devtools.fakes.meltingspot import MeltingSpotFake
 from tests.conftest import SERVERS
 
@@ -22,7 +23,8 @@ T0 = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
 @contextmanager
 def client_for(fake: MeltingSpotFake, auth: str | None = KEY) -> Iterator[httpx.Client]:
     headers = {} if auth is None else {"Authorization": auth}
-    with SERVERS.serve(fake.app) as base_url, httpx.Client(base_url=base_url, headers=headers) as client:
+    with SERVERS.serve(fake.app) as base_url, httpx.Client(base_url=base_url, headers=headers,
+                                                                       verify=tls_context()) as client:
         yield client
 
 

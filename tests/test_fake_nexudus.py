@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
+from bot.platforms.http import tls_context
 from devtools.fakes.nexudus import NexudusFake
 from tests.conftest import SERVERS
 
@@ -31,7 +32,8 @@ def token(client: httpx.Client) -> str:
 
 
 def serve(fake: NexudusFake) -> Iterator[httpx.Client]:
-    with SERVERS.serve(fake.app) as base_url, httpx.Client(base_url=base_url, timeout=10) as client:
+    with SERVERS.serve(fake.app) as base_url, httpx.Client(base_url=base_url, timeout=10,
+                                                                       verify=tls_context()) as client:
         client.headers["Authorization"] = f"Bearer {token(client)}"
         yield client
 

@@ -8,8 +8,10 @@ the adapter, which turns it into a sentence. After the last try, PlatformUnavail
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
+import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -21,6 +23,14 @@ from bot.core import metrics
 from bot.platforms.base import PlatformUnavailable
 
 log = logging.getLogger(__name__)
+
+
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """The verified TLS context every platform client shares (httpx's defaults: certifi, or
+    SSL_CERT_FILE/SSL_CERT_DIR). httpx would load the CA bundle again for each client, tens of
+    milliseconds of CPU each time a runtime starts."""
+    return httpx.create_ssl_context()
 
 
 @dataclass(frozen=True)

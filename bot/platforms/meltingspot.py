@@ -38,7 +38,7 @@ from bot.core.capabilities import Capability
 from bot.core.models import CompletedLesson, Course, Enrolment, EnrolmentCounts, Lesson, Member, Visibility
 from bot.core.pacing import Budget
 from bot.platforms.base import CoursePlatform, InviteOptions, NotFound, PlatformError
-from bot.platforms.http import Lane, Lanes, OutcomeUnknown, RetryingSender, RetryPolicy
+from bot.platforms.http import Lane, Lanes, OutcomeUnknown, RetryingSender, RetryPolicy, tls_context
 from bot.platforms.meltingspot_models import CourseRecord, ParticipantRecord, RawPage, SpotMemberRecord
 
 log = logging.getLogger(__name__)
@@ -175,6 +175,7 @@ class MeltingSpotPlatform(CoursePlatform):
         self._lanes = self.lanes.semaphores()
         self._client = httpx.AsyncClient(
             base_url=self.base_url,
+            verify=tls_context(),
             timeout=httpx.Timeout(timeout, connect=min(10.0, timeout)),
             headers={"Accept": "application/json", "User-Agent": "coursebot"},
             limits=httpx.Limits(max_connections=self.lanes.total, max_keepalive_connections=self.lanes.total),

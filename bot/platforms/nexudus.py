@@ -49,7 +49,7 @@ from bot.platforms.base import (
     PlatformError,
     ValidationFailed,
 )
-from bot.platforms.http import Lane, Lanes, OutcomeUnknown, RetryingSender, RetryPolicy
+from bot.platforms.http import Lane, Lanes, OutcomeUnknown, RetryingSender, RetryPolicy, tls_context
 from bot.platforms.nexudus_models import (
     BusinessRecord,
     CompletedLessonRecord,
@@ -192,6 +192,7 @@ class NexudusPlatform(CoursePlatform):
         connections = self.lanes.total + 1  # + the token request
         self._client = httpx.AsyncClient(
             base_url=self.base_url,
+            verify=tls_context(),
             timeout=httpx.Timeout(timeout, connect=10.0),
             headers={"Accept": "application/json", "User-Agent": "coursebot"},
             limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
