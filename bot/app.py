@@ -36,7 +36,9 @@ def build_bolt(rt: Runtime) -> AsyncApp:
         rt.settings.require("slack_signing_secret")
     secret = rt.settings.slack_signing_secret
     app = AsyncApp(
-        name="coursebot",  # else Bolt reads the whole call stack for a name (inspect.stack: slow when deep)
+        # Bolt's own logger: it copies the root's level onto it, so not "coursebot" (ours). Without a
+        # name Bolt reads the whole call stack for one (inspect.stack: slow when the stack is deep).
+        name="coursebot-bolt",
         client=rt.slack,
         signing_secret=secret.get_secret_value() if secret else "",
         process_before_response=False,

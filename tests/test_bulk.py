@@ -312,7 +312,8 @@ async def test_progress_is_updated_in_place_at_most_every_few_seconds(
     progress = [(at, p) for at, p in updates if "of 20" in json.dumps(p["blocks"])]
     assert len(progress) >= 2  # 20 members at 2 a second: about 10 s (of the worker's clock)
     gaps = [b[0] - a[0] for a, b in itertools.pairwise(progress)]
-    assert min(gaps) >= 2.9  # never more often than every 3 s
+    # never more often than every 3 s; seen at Slack, so less the jitter of delivery (0.15 s real)
+    assert min(gaps) >= 3.0 - 0.15 * SPEEDUP
     texts = [json.dumps(p["blocks"], ensure_ascii=False) for _, p in progress]
     assert any("a second" in t and "left" in t for t in texts)  # rate and time left
     assert any("`████" in t and "░" in t for t in texts)  # a bar, part-filled
