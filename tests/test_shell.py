@@ -8,6 +8,10 @@ import sys
 
 import pytest
 
+# One worker runs this module, so its module fixture (`shells` starts one shell per script)
+# runs once, not once per worker.
+pytestmark = pytest.mark.xdist_group("test_shell")
+
 SCRIPTS = {
     "enrol": '/course enrol "Community Onboarding" <@U1002|ada>\n/course status onboarding <@U1002|ada>\n',
     "press": "/course pending founders\n1\n",

@@ -31,6 +31,10 @@ from devtools.servers import free_port
 from devtools.slack_stub import SlackWorkspace, create_app
 from tests.conftest import REDIS_URL, SERVERS, SLACK_TOKEN
 
+# One worker runs this module, so its module fixture (`unreachable` starts a serve and a worker that retry)
+# runs once, not once per worker.
+pytestmark = pytest.mark.xdist_group("test_startup")
+
 OWN = ("SLACK_", "COURSEBOT_", "NEXUDUS_", "MELTINGSPOT_", "COURSE_PLATFORM", "REDIS_", "LOG_", "PORT")
 
 
