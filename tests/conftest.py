@@ -10,12 +10,14 @@ test builds itself is served by `SERVERS` (a pool of servers lent to one app aft
 
 from __future__ import annotations
 
+import compileall
 import os
 import shutil
 import subprocess
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -77,9 +79,14 @@ def _start_redis_if_missing() -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     _start_redis_if_missing()
-    # The processes the tests start (serve, worker, doctor, shell: about fifty) would each compile
-    # the bot's source again where the environment forbids writing bytecode: let them keep it.
+    # The processes the tests start (pytest-xdist's workers, and serve, worker, doctor and shell:
+    # about fifty) would each compile the bot's source again where the environment forbids writing
+    # bytecode: compile it once here, before any of them starts, and let them keep what they compile.
     os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    if not hasattr(config, "workerinput"):  # the controller, or a run without workers
+        root = Path(__file__).resolve().parent.parent
+        for package in ("bot", "handlers", "devtools"):
+            compileall.compile_dir(root / package, quiet=1)
 
 
 SERVERS = ServerPool()
