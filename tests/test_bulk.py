@@ -68,6 +68,8 @@ class ThreadWorker:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join(15)
+        # A worker left running would take the next test's jobs from the same queue.
+        assert not self._thread.is_alive(), "the worker did not stop within 15 s"
 
 
 def text_of(lines: list[str]) -> str:
@@ -469,10 +471,13 @@ async def test_writes_racing_for_the_days_last_units_never_overspend_it() -> Non
 async def test_writes_never_outrun_the_budget_even_over_windows_shorter_than_a_minute(
     nexudus: Tenant, slack: SlackWorkspace, redis_client: aioredis.Redis,
 ) -> None:
-    """1200 writes a minute configured; the fake allows 100 per 5 s (its clock runs 12 times faster)."""
+    """1200 writes a minute configured; the fake allows 105 per 5 s (its clock runs 12 times faster).
+
+    The 5 are the arrival jitter of a loaded machine: writes are paced when sent, counted when they
+    arrive. A runner that spent its minute's budget in a burst would send 130 at once."""
     started = time.monotonic()
     nexudus.fake.monotonic = lambda: started + (time.monotonic() - started) * 12
-    nexudus.fake.writes_per_minute = 100
+    nexudus.fake.writes_per_minute = 105
     seed_people(nexudus, slack, 130)
     shell = await make_shell(nexudus, slack, nexudus_writes_per_minute=1200)
     try:
@@ -487,7 +492,8 @@ async def test_writes_never_outrun_the_budget_even_over_windows_shorter_than_a_m
     assert len(enrolled(nexudus, "onboarding")) == 130
     assert nexudus.fake.throttled == 0
     assert record.finished_at and record.started_at
-    assert 4.8 <= record.finished_at - record.started_at <= 7.5  # ~(130 - 20) / 20 per second: not slower either
+    # ~(130 - 20) / 20 per second; not much slower either (at half the budget it would take 11 s)
+    assert 4.8 <= record.finished_at - record.started_at <= 9.5
 
 
 async def test_no_email_on_nexudus_is_refused_plainly_and_starts_nothing(
