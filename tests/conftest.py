@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import redis
@@ -34,11 +35,13 @@ from devtools.slack_stub import SlackWorkspace, create_app
 
 
 def _worker_redis_url(url: str) -> str:
-    """One Redis database per pytest-xdist worker (gw0 keeps the given one, gw1 the next...)."""
+    """One Redis database per pytest-xdist worker (gw0 keeps the given one, gw1 the next...): the
+    tests flush their database, so two workers must never share one."""
     worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
     offset = int(worker.removeprefix("gw") or 0)
-    base, _, db = url.rpartition("/")
-    return f"{base}/{int(db) + offset}" if db.isdigit() else url
+    parts = urlsplit(url)
+    db = parts.path.strip("/")
+    return urlunsplit(parts._replace(path=f"/{int(db or 0) + offset}")) if db.isdigit() or not db else url
 
 
 REDIS_URL = _worker_redis_url(os.environ.get("COURSEBOT_TEST_REDIS_URL", "redis://127.0.0.1:6379/9"))
