@@ -230,6 +230,23 @@ def nexudus_settings(tenant: Tenant, **overrides: Any) -> Settings:
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
 
+def meltingspot_settings(url: str, api_key: str = "ms_secret", **overrides: Any) -> Settings:
+    """The bot on the local MeltingSpot at `url` (the `meltingspot` fixture's), like `nexudus_settings`."""
+    values: dict[str, Any] = {
+        "redis_url": REDIS_URL,
+        "course_platform": Platform.MELTINGSPOT,
+        "meltingspot_base_url": url,
+        "meltingspot_api_key": SecretStr(api_key),
+        "coursebot_managers": [MANAGER],
+        "coursebot_approvals_channel": APPROVALS,
+        "slack_bot_token": SecretStr(SLACK_TOKEN),
+        "slack_signing_secret": SecretStr("unused"),
+        "slack_posts_per_second": SLACK_SPEED,
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
 @pytest.fixture
 async def bot(nexudus: Tenant, slack: SlackWorkspace) -> AsyncIterator[Shell]:
     async with Shell(nexudus_settings(nexudus), as_user=MANAGER, workspace=slack) as shell:

@@ -17,18 +17,16 @@ from typing import Any
 
 import httpx
 import redis.asyncio as aioredis
-from pydantic import SecretStr
 
 from bot.approvals import keys as approval_keys
 from bot.approvals.service import SyncReport
 from bot.approvals.tasks import approval_sync
-from bot.core.config import Platform, Settings
 from bot.runtime import Runtime
 from devtools import requests as slack_requests
 from devtools.fakes.meltingspot import MeltingSpotFake
 from devtools.shell import Shell
 from devtools.slack_stub import SlackWorkspace
-from tests.conftest import APPROVALS, MANAGER, OUTSIDER, REDIS_URL, Tenant, nexudus_settings
+from tests.conftest import APPROVALS, MANAGER, OUTSIDER, Tenant, meltingspot_settings, nexudus_settings
 
 # ---- helpers ------------------------------------------------------------------------------
 
@@ -287,10 +285,7 @@ async def test_a_platform_without_an_approval_step_syncs_nothing_and_help_says_s
     meltingspot: Callable[..., tuple[MeltingSpotFake, str]], slack: SlackWorkspace
 ) -> None:
     fake, url = meltingspot(api_key="ms_secret")
-    settings = Settings(_env_file=None, redis_url=REDIS_URL, course_platform=Platform.MELTINGSPOT,
-                        meltingspot_base_url=url, meltingspot_api_key=SecretStr("ms_secret"),
-                        coursebot_managers=[MANAGER], coursebot_approvals_channel=APPROVALS,
-                        slack_bot_token=SecretStr("xoxb-test"), slack_signing_secret=SecretStr("unused"))
+    settings = meltingspot_settings(url)
     async with Shell(settings, as_user=MANAGER, workspace=slack) as shell:
         report = await shell.runtime.approvals.sync()
         assert report.skipped == "MeltingSpot has no approval step"

@@ -11,14 +11,13 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
-from pydantic import SecretStr
 
-from bot.core.config import Platform, Settings
+from bot.core.config import Settings
 from devtools import requests as slack_requests
 from devtools.fakes.meltingspot import MeltingSpotFake
 from devtools.shell import Shell
 from devtools.slack_stub import SlackWorkspace
-from tests.conftest import APPROVALS, GENERAL, MANAGER, REDIS_URL, SLACK_SPEED, SLACK_TOKEN
+from tests.conftest import GENERAL, MANAGER, meltingspot_settings
 from tests.test_bulk import DM, ThreadWorker, click, eventually, job_ids, last_response, text_of, wait_job
 
 API_KEY = "ms_bulk_test_key"
@@ -26,16 +25,8 @@ PER_10S = 100  # the bot's budget, and the fake's limit (plus JITTER)
 JITTER = 5  # requests are paced when sent and counted when they arrive: on a loaded machine a few bunch up
 
 
-def meltingspot_settings(url: str, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {
-        "redis_url": REDIS_URL, "course_platform": Platform.MELTINGSPOT, "meltingspot_base_url": url,
-        "meltingspot_api_key": SecretStr(API_KEY), "meltingspot_requests_per_10s": PER_10S,
-        "coursebot_managers": [MANAGER], "coursebot_approvals_channel": APPROVALS,
-        "slack_bot_token": SecretStr(SLACK_TOKEN), "slack_signing_secret": SecretStr("unused"),
-        "slack_posts_per_second": SLACK_SPEED,
-    }
-    values.update(overrides)
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+def bulk_settings(url: str, **overrides: Any) -> Settings:
+    return meltingspot_settings(url, API_KEY, meltingspot_requests_per_10s=PER_10S, **overrides)
 
 
 @pytest.fixture
@@ -45,7 +36,7 @@ def spot(meltingspot: Callable[..., tuple[MeltingSpotFake, str]]) -> tuple[Melti
 
 @pytest.fixture
 async def ms_bot(spot: tuple[MeltingSpotFake, str], slack: SlackWorkspace) -> AsyncIterator[Shell]:
-    async with Shell(meltingspot_settings(spot[1]), as_user=MANAGER, workspace=slack) as shell:
+    async with Shell(bulk_settings(spot[1]), as_user=MANAGER, workspace=slack) as shell:
         shell.channel = GENERAL
         with ThreadWorker(shell.runtime.settings):
             yield shell
@@ -124,7 +115,7 @@ async def test_with_meltingspot_create_members_missing_people_are_added_to_the_s
 ) -> None:
     fake, url = spot
     course = fake.add_course("Onboarding")
-    async with Shell(meltingspot_settings(url, meltingspot_create_members=True), as_user=MANAGER,
+    async with Shell(bulk_settings(url, meltingspot_create_members=True), as_user=MANAGER,
                      workspace=slack) as shell:
         shell.channel = GENERAL
         with ThreadWorker(shell.runtime.settings):
@@ -179,7 +170,7 @@ async def test_a_manager_who_is_not_a_spot_member_invites_without_an_inviter_and
     fake, url = spot
     fake.add_course("Onboarding")
     fake.add_member("ada@example.com")
-    settings = meltingspot_settings(url, meltingspot_invite_email=False, meltingspot_create_members=True)
+    settings = bulk_settings(url, meltingspot_invite_email=False, meltingspot_create_members=True)
     async with Shell(settings, as_user=MANAGER, workspace=slack) as shell:
         shell.channel = GENERAL
         with ThreadWorker(shell.runtime.settings):
@@ -200,7 +191,7 @@ async def test_the_invite_form_s_email_box_starts_as_the_setting_and_its_choice_
     course = fake.add_course("Onboarding")
     manager = fake.add_member("manager@example.com")
     fake.add_member("ada@example.com")
-    async with Shell(meltingspot_settings(url, meltingspot_invite_email=setting), as_user=MANAGER,
+    async with Shell(bulk_settings(url, meltingspot_invite_email=setting), as_user=MANAGER,
                      workspace=slack) as shell:
         shell.channel = GENERAL
         with ThreadWorker(shell.runtime.settings):

@@ -13,9 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
-from pydantic import SecretStr
 
-from bot.core.config import Platform, Settings
 from bot.core.pacing import Budget, make_storage, smooth_per_minute
 from bot.courses import render as view
 from bot.platforms.http import RetryPolicy
@@ -24,7 +22,15 @@ from devtools import requests as slack_requests
 from devtools.fakes.meltingspot import MeltingSpotFake
 from devtools.shell import Shell
 from devtools.slack_stub import SlackWorkspace
-from tests.conftest import GENERAL, MANAGER, OUTSIDER, REDIS_URL, SLACK_TOKEN, Tenant, nexudus_settings
+from tests.conftest import (
+    GENERAL,
+    MANAGER,
+    OUTSIDER,
+    REDIS_URL,
+    Tenant,
+    meltingspot_settings,
+    nexudus_settings,
+)
 
 
 def text_of(lines: list[str]) -> str:
@@ -412,10 +418,7 @@ async def test_meltingspot_says_plainly_that_these_are_not_available(
     meltingspot: Callable[..., tuple[MeltingSpotFake, str]], slack: SlackWorkspace
 ) -> None:
     fake, url = meltingspot()
-    settings = Settings(_env_file=None, redis_url=REDIS_URL, course_platform=Platform.MELTINGSPOT,  # type: ignore[call-arg]
-                        meltingspot_base_url=url, meltingspot_api_key=SecretStr(fake.api_key),
-                        coursebot_managers=[MANAGER], slack_bot_token=SecretStr(SLACK_TOKEN),
-                        slack_signing_secret=SecretStr("unused"))
+    settings = meltingspot_settings(url, fake.api_key, coursebot_approvals_channel=None)
     async with Shell(settings, as_user=MANAGER, workspace=slack) as shell:
         answers = {command: text_of(await shell.command(command)) for command in (
             "new", "lessons onboarding", "complete onboarding ada@example.com welcome",

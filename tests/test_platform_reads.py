@@ -19,7 +19,7 @@ from devtools.fakes.meltingspot import MeltingSpotFake
 from devtools.shell import Shell
 from devtools.slack_stub import SlackWorkspace
 from tests.conftest import GENERAL, MANAGER, Tenant
-from tests.test_bulk_meltingspot import API_KEY, meltingspot_settings
+from tests.test_bulk_meltingspot import API_KEY, bulk_settings
 from tests.test_course_admin import form_values, open_form, submit
 
 COURSES = "/api/content/courses"
@@ -221,7 +221,7 @@ async def test_on_meltingspot_a_course_id_is_found_in_the_cached_list(slack: Sla
     course_id = fake.add_course("Community Onboarding", privacy="Public")
     fake.add_participant(course_id, fake.add_member("ada@example.com", "Ada", "Lovelace"))
     with fake.serve() as url:
-        async with Shell(meltingspot_settings(url), as_user=MANAGER, workspace=slack) as bot:
+        async with Shell(bulk_settings(url), as_user=MANAGER, workspace=slack) as bot:
             bot.channel = GENERAL
             assert "Community Onboarding" in text_of(await bot.command("courses"))
             with fake.lock:

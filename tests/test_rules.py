@@ -13,15 +13,13 @@ from collections.abc import Callable
 from typing import Any
 
 import redis.asyncio as aioredis
-from pydantic import SecretStr
 
 from bot.approvals.decisions import Action, Change, Outcome, Via
-from bot.core.config import Platform, Settings
 from devtools import requests as slack_requests
 from devtools.fakes.meltingspot import MeltingSpotFake
 from devtools.shell import Shell
 from devtools.slack_stub import SlackWorkspace
-from tests.conftest import APPROVALS, MANAGER, OUTSIDER, REDIS_URL, Tenant
+from tests.conftest import APPROVALS, MANAGER, OUTSIDER, Tenant, meltingspot_settings
 from tests.test_approvals import (
     buttons,
     card_for,
@@ -423,10 +421,7 @@ async def test_the_rule_commands_say_plainly_that_meltingspot_has_no_approval_st
     meltingspot: Callable[..., tuple[MeltingSpotFake, str]], slack: SlackWorkspace
 ) -> None:
     fake, url = meltingspot(api_key="ms_secret")
-    settings = Settings(_env_file=None, redis_url=REDIS_URL, course_platform=Platform.MELTINGSPOT,
-                        meltingspot_base_url=url, meltingspot_api_key=SecretStr("ms_secret"),
-                        coursebot_managers=[MANAGER], coursebot_approvals_channel=APPROVALS,
-                        slack_bot_token=SecretStr("xoxb-test"), slack_signing_secret=SecretStr("unused"))
+    settings = meltingspot_settings(url)
     async with Shell(settings, as_user=MANAGER, workspace=slack) as shell:
         for command in ("approvers x <@U0ADA|ada>", "autoapprove all domain trusted.example --preview",
                         "autoapprove all off", "quorum x 2", "rules"):
